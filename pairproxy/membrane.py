@@ -1,0 +1,864 @@
+"""The membrane: wrap/unwrap across the boundary, identity, refs and versions, and the op
+engine that judges, runs and records every proxied operation.
+
+Order for every op: admit (capability, then policy) -> run on the real objects ->
+wrap the result -> append one record.  A refused op is recorded, then raised as
+`PolicyDenied`; an op that raises is recorded with the exception type, then re-raised
+unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import fractions
+import functools
+import sys
+import time
+import types
+from collections.abc import Callable
+from typing import Any
+
+from . import ops as O
+from .effects import ALL_RIGHTS, BIT, DEFAULT, Catalogue, TypeKey, key_of, rights_names
+from .errors import PolicyDenied, ResourceLimit
+from .proxy import BINOP_FUNCS, PROXY_TYPES, State, _get, new_proxy
+
+_perf = time.perf_counter_ns
+
+# --- how values cross ------------------------------------------------------------------
+
+PASS, TUPLE, OBJ, METHOD = 0, 1, 2, 3
+
+#: Types whose values cross by value: immutable and holding no references to other
+#: objects, so handing them over gives the agent nothing it could use against the owner.
+_PASS_TYPES: set[type] = {
+    int, float, complex, str, bytes, bool, type(None), type(Ellipsis), type(NotImplemented),
+    range, datetime.date, datetime.datetime, datetime.time, datetime.timedelta,
+    datetime.timezone, decimal.Decimal, fractions.Fraction,
+}
+_PASS_NAMES = {
+    "pandas._libs.tslibs.timestamps.Timestamp", "pandas._libs.tslibs.timedeltas.Timedelta",
+    "pandas._libs.tslibs.period.Period", "pandas._libs.tslibs.nattype.NaTType",
+    "pandas._libs.missing.NAType",
+}
+_METHOD_TYPES = (types.MethodType, types.BuiltinMethodType, types.MethodWrapperType)
+_CODE_TYPES = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)
+
+_KIND: dict[type, int] = {}
+
+
+def _type_kind(t: type) -> int:
+    k = _KIND.get(t)
+    if k is None:
+        k = _KIND[t] = _classify_type(t)
+    return k
+
+
+def _classify_type(t: type) -> int:
+    if t in _PASS_TYPES or f"{t.__module__}.{t.__qualname__}" in _PASS_NAMES:
+        return PASS
+    np = sys.modules.get("numpy")
+    if np is not None and issubclass(t, np.generic) and not issubclass(t, (np.void, np.object_)):
+        return PASS
+    if t is tuple or (issubclass(t, tuple) and hasattr(t, "_fields") and hasattr(t, "_make")):
+        return TUPLE
+    if issubclass(t, _METHOD_TYPES):
+        return METHOD
+    return OBJ
+
+
+def _qual(t: type) -> str:
+    mod = t.__module__
+    return t.__qualname__ if mod == "builtins" else f"{mod}.{t.__qualname__}"
+
+
+def literal(v: Any) -> O.Arg:
+    """Encode a by-value result or argument for a record."""
+    t = type(v)
+    if t is str:
+        return v if len(v) <= 256 else O.Opaque("str", f"{v[:60]}… ({len(v)} chars)")
+    if t is int:
+        return v if -(2**63) <= v < 2**63 else O.Opaque("int", f"{str(v)[:40]}…")
+    if t is float:
+        return v if v - v == 0.0 else O.Opaque("float", repr(v))  # nan/inf have no JSON form
+    if t is bool or v is None:
+        return v
+    if t is bytes:
+        return O.Opaque("bytes", f"{len(v)} bytes")
+    return O.Opaque(_qual(t), _short_repr(v))
+
+
+def _short_repr(v: Any) -> str:
+    try:
+        text = str(v)
+    except Exception:  # a broken __str__ must not break recording
+        return "?"
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+# --- verdicts ---------------------------------------------------------------------------
+
+
+class Verdict:
+    """A policy's answer for one op."""
+
+    __slots__ = ("decision", "rule", "reason", "hint")
+
+    def __init__(self, decision: str, rule: str = "", reason: str = "", hint: str = "") -> None:
+        self.decision = decision
+        self.rule = rule
+        self.reason = reason
+        self.hint = hint
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.decision!r}, rule={self.rule!r})"
+
+
+ALLOW = Verdict("allow")
+
+#: What to suggest when an effect is refused and the rule gave no hint.
+EFFECT_HINTS = {
+    "mutate": "work on a new value instead of changing this one in place: "
+    "df.assign(col=...), df.drop(columns=...), df.sort_values(...) without inplace=True "
+    "(polars: df.with_columns(...)), and bind the result to a new name",
+    "io": "keep results in variables and show them as the cell's last expression; "
+    "writers without a destination (df.to_csv() with no path) return text",
+    "exec": "express the computation directly in Python (boolean masks instead of "
+    "df.query/eval strings, ordinary functions instead of eval/exec)",
+    "import": "use the libraries already in the namespace (pd, pl, np) or ask the "
+    "notebook owner to allow the module in the policy",
+    "notebook": "describe the change you want and ask the notebook owner",
+    "unknown": "use the object's documented pandas/polars/numpy API, or ask the owner "
+    "to classify this call in the policy",
+}
+
+#: Attribute names that return a view acting on their owner (mutations bump the owner).
+VIEW_ATTRS = frozenset({"loc", "iloc", "at", "iat"})
+
+
+class Membrane:
+    """Judges, runs and records ops for one session.  Owner-side: agent code never sees it.
+
+    Args:
+        policy: an object with ``hash``, ``decide(kind, key, member, effect, root, args,
+            kwargs) -> Verdict`` and ``root_rights(name, obj) -> (bits, rule)``, or None
+            to allow and record everything.
+        actor: who the ops are attributed to.
+    """
+
+    def __init__(self, policy: Any = None, actor: str = "agent") -> None:
+        self.records: list[O.Op] = []
+        self.actor = actor
+        self._by_id: dict[int, Any] = {}
+        self._roots: dict[str, Any] = {}
+        self._states: dict[int, State] = {}
+        self._origin: dict[int, Any] = {}
+        self._next_ref = 1
+        self._sweep_at = 4096
+        self._t0 = time.time()
+        self._p0 = _perf()
+        self.asks: dict[int, dict[str, Any]] = {}
+        self._grants_once: dict[tuple[Any, ...], int] = {}
+        self._grants_always: set[tuple[Any, ...]] = set()
+        self.max_ops: int | None = None
+        self.wall_ns = 0
+        self.deadline_ns: int | None = None
+        self.fingerprints = True
+        self._exec_start = 0
+        # (target, rights, cap) of the calls under way, innermost last: what an agent
+        # callback invoked by real code receives is derived from them.
+        self._callback_ctx: list[tuple[State | None, int, str]] = []
+        self.set_policy(policy)
+
+    # --- policy -------------------------------------------------------------------------
+
+    def set_policy(self, policy: Any) -> None:
+        self.policy = policy
+        self.phash = getattr(policy, "hash", "") if policy is not None else ""
+        self.catalogue: Catalogue = getattr(policy, "catalogue", None) or DEFAULT
+
+    def _now(self, p0: int) -> float:
+        return self._t0 + (p0 - self._p0) * 1e-9
+
+    def _seq(self) -> int:
+        return len(self.records)
+
+    # --- admission ----------------------------------------------------------------------
+
+    def admit(
+        self, st: State | None, kind: str, key: TypeKey, member: str, effect: str,
+        have: int, cap: str, args: tuple[Any, ...] = (), kwargs: Any = None,
+        cls: Any = O.Attr, fields: dict[str, Any] | None = None,
+    ) -> Verdict:
+        """Check capability, then policy.  On refusal: record a `cls` op and raise."""
+        if self.max_ops is not None:
+            self._check_budget()
+        if not BIT[effect] & have:
+            v = Verdict(
+                "deny", cap or "capability",
+                f"this value is derived from a notebook object this policy lets the agent "
+                f"only {'/'.join(rights_names(have)) or 'not touch'}",
+                EFFECT_HINTS.get(effect, ""),
+            )
+            self._refuse(st, kind, member, effect, v, cls, fields)
+        pol = self.policy
+        if pol is None:
+            return ALLOW
+        root = st.root if st is not None else ""
+        v = pol.decide(kind, key, member, effect, root, args, kwargs)
+        if v.decision == "allow":
+            return v
+        if v.decision == "ask":
+            gk = (kind, root, key.display, member)
+            if gk in self._grants_always:
+                return Verdict("allow", v.rule, "standing grant")
+            exact = self._op_text(st, cls, fields)
+            if self._grants_once.get(exact):
+                self._grants_once[exact] -= 1
+                return Verdict("allow", v.rule, "granted once")
+        self._refuse(st, kind, member, effect, v, cls, fields)
+        raise AssertionError("unreachable")
+
+    def _op_text(self, st: State | None, cls: Any, fields: dict[str, Any] | None) -> str:
+        rec = cls(seq=0, t=0.0, ref=st.ref if st is not None else 0, **(fields or {}))
+        return O.render(rec, self.path(st.ref) if st is not None else "", self._short_name)
+
+    def _check_budget(self) -> None:
+        n = len(self.records) - self._exec_start
+        if self.max_ops is not None and n >= self.max_ops:
+            raise ResourceLimit(
+                f"this execution used its budget of {self.max_ops} operations (policy "
+                "limits.max_ops); split the work into smaller steps or aggregate before looping"
+            )
+        if self.deadline_ns is not None and _perf() > self.deadline_ns:
+            raise ResourceLimit(
+                "this execution ran past its wall-time budget (policy limits.wall_seconds); "
+                "work on a sample or aggregate before looping"
+            )
+
+    def _refuse(
+        self, st: State | None, kind: str, member: str, effect: str, v: Verdict,
+        cls: Any, fields: dict[str, Any] | None,
+    ) -> None:
+        p0 = _perf()
+        rec = cls(
+            seq=self._seq(), t=self._now(p0), actor=self.actor,
+            ref=st.ref if st is not None else 0, ver=st.ver if st is not None else 0,
+            effect=effect, decision=v.decision, rule=v.rule, policy=self.phash,
+            **(fields if fields is not None else {"name": member}),
+        )
+        self.records.append(rec)
+        text = O.render(rec, self.path(st.ref) if st is not None else "", self._short_name)
+        ask = None
+        if v.decision == "ask":
+            ask = len(self.asks) + 1
+            self.asks[ask] = {
+                "seq": rec.seq, "key": (kind, st.root if st else "", _display(st), member),
+                "exact": text, "text": text, "rule": v.rule, "reason": v.reason,
+                "state": "pending",
+            }
+        raise PolicyDenied(
+            refusal_message(text, effect, v, ask), record=rec, rule=v.rule, reason=v.reason,
+            hint=v.hint or EFFECT_HINTS.get(effect, ""), ask=ask,
+        )
+
+    # --- grants -------------------------------------------------------------------------
+
+    def grant(self, ask: int, once: bool = True, exact: tuple[Any, ...] | None = None) -> None:
+        info = self.asks[ask]
+        info["state"] = "granted once" if once else "granted always"
+        if once:
+            key = exact if exact is not None else info["exact"]
+            self._grants_once[key] = self._grants_once.get(key, 0) + 1
+        else:
+            self._grants_always.add(info["key"])
+
+    # --- provenance ---------------------------------------------------------------------
+
+    def path(self, ref: int, limit: int = 12) -> str:
+        """Readable provenance of a ref: ``$.sales.groupby('region')['revenue'].sum()``."""
+        chain: list[O.Op] = []
+        cur = ref
+        base = f"${cur}"
+        while True:
+            o = self._origin.get(cur)
+            if o is None:
+                break
+            if type(o) is int:
+                o = self.records[o]
+            if isinstance(o, O.Root):
+                base = f"$.{o.name}"
+                break
+            if isinstance(o, tuple):  # ("callback", name, parent ref)
+                base = f"{self.path(o[2], 3)}.<{o[1]} argument>"
+                break
+            chain.append(o)
+            cur = o.ref
+            if len(chain) >= limit:
+                base = "$…"
+                break
+        text = base
+        for rec in reversed(chain):
+            text = O.render(rec, text, self._short_name)
+        return text
+
+    def _short_name(self, ref: int) -> str:
+        o = self._origin.get(ref)
+        if type(o) is int:
+            o = self.records[o]
+        if isinstance(o, O.Root):
+            return o.name
+        return self.path(ref, 3)
+
+    # --- wrapping -----------------------------------------------------------------------
+
+    def root(self, obj: Any, name: str, actor: str = "owner") -> Any:
+        """Wrap `obj` as a named root (a notebook global)."""
+        t = type(obj)
+        if t in PROXY_TYPES:
+            st = _get(obj)
+            if st.m is self:
+                return obj
+            obj = st.obj
+            t = type(obj)
+        k = _type_kind(t)
+        if k == PASS:
+            return obj
+        known = self._by_id.get(id(obj))
+        if known is not None:
+            return known
+        if self.policy is not None:
+            rights, cap = self.policy.root_rights(name, obj)
+        else:
+            rights, cap = ALL_RIGHTS, ""
+        p0 = _perf()
+        st = self._new_state(obj, rights, cap, name, code=isinstance(obj, _CODE_TYPES))
+        px = new_proxy(st)
+        self._by_id[id(obj)] = px
+        self._roots[name] = px
+        rec = O.Root(
+            seq=self._seq(), t=self._now(p0), actor=actor, ref=st.ref, effect="read",
+            policy=self.phash, name=name, type=st.key.display,
+        )
+        self._origin[st.ref] = rec
+        self.records.append(rec)
+        return px
+
+    def _new_state(
+        self, obj: Any, rights: int, cap: str, root: str, owner: State | None = None,
+        via: str = "", method: bool = False, code: bool = False,
+    ) -> State:
+        ref = self._next_ref
+        self._next_ref = ref + 1
+        st = State(obj, ref, self, rights, cap, key_of(obj), root, owner, via, method, code)
+        self._states[ref] = st
+        return st
+
+    def out(
+        self, res: Any, parent: State, via: str, rights: int, cap: str, seq: int,
+        code_call: bool = False,
+    ) -> tuple[O.Arg, Any]:
+        """Encode and wrap an op's result.  Returns (record value, value for the agent)."""
+        t = type(res)
+        k = _KIND.get(t)
+        if k is None:
+            k = _type_kind(t)
+        if k == PASS:
+            return literal(res), res
+        if k == TUPLE:
+            return self._out_tuple(res, parent, via, rights, cap, seq)
+        if t in PROXY_TYPES:  # real code handed back one of our proxies
+            st = _get(res)
+            return O.Ref(st.ref, st.ver), res
+        if k == METHOD and getattr(res, "__self__", None) is parent.obj:
+            # A bound method acts on its owner: calls are judged and versioned there.
+            st = self._new_state(res, parent.rights, parent.cap, parent.root, parent, via, True)
+            self._origin[st.ref] = seq
+            return O.Ref(st.ref, 0, st.key.display), new_proxy(st)
+        px = self._by_id.get(id(res))
+        if px is not None:
+            st = _get(px)
+            if st.rights & rights != st.rights:  # reached again by a weaker path: attenuate
+                st.rights &= rights
+                st.cap = cap
+            return O.Ref(st.ref, st.ver), px
+        code = isinstance(res, _CODE_TYPES) or (parent.code and callable(res) and not code_call)
+        owner = parent if via in VIEW_ATTRS else None
+        st = self._new_state(res, rights, cap, parent.root, owner, via, False, code)
+        st.pkey = parent.key if via else None
+        px = new_proxy(st)
+        by_id = self._by_id
+        by_id[id(res)] = px
+        self._origin[st.ref] = seq
+        if len(by_id) > self._sweep_at:
+            self.sweep()
+        return O.Ref(st.ref, 0, st.key.display), px
+
+    def _out_tuple(
+        self, res: tuple[Any, ...], parent: State, via: str, rights: int, cap: str, seq: int
+    ) -> tuple[O.Arg, Any]:
+        encs: list[O.Arg] = []
+        vals: list[Any] = []
+        changed = False
+        for item in res:
+            e, v = self.out(item, parent, via, rights, cap, seq)
+            encs.append(e)
+            vals.append(v)
+            changed = changed or v is not item
+        if not changed:
+            return O.Seq("tuple", encs), res
+        rebuilt = tuple(vals) if type(res) is tuple else type(res)._make(vals)  # type: ignore[attr-defined]
+        return O.Seq("tuple", encs), rebuilt
+
+    def sweep(self) -> None:
+        """Forget proxies nothing else holds (their real objects may then be freed).
+
+        Roots and anything agent code still holds stay; a forgotten object reached again
+        gets a fresh ref.  Runs when the identity map doubles, off the per-op path.
+        """
+        by_id = self._by_id
+        roots = {id(_get(p).obj) for p in self._roots.values()}
+        getrc = sys.getrefcount
+        dead = [i for i, p in by_id.items() if i not in roots and getrc(p) <= 3]
+        for i in dead:
+            st = _get(by_id.pop(i))
+            self._states.pop(st.ref, None)
+        self._sweep_at = max(4096, 2 * len(by_id))
+
+    # --- unwrapping arguments -----------------------------------------------------------
+
+    def inbound(self, a: Any) -> tuple[Any, O.Arg, int, str]:
+        """(real value, record value, rights, cap) for an argument handed to real code.
+
+        Proxies become their real objects (also inside list/tuple/dict/set); callables
+        the agent wrote are wrapped the other way so that what real code hands them
+        comes back as proxies.
+        """
+        t = type(a)
+        if t in PROXY_TYPES:
+            st = _get(a)
+            return st.obj, O.Ref(st.ref, st.ver), (ALL_RIGHTS if st.code else st.rights), st.cap
+        if t is str or t is int or t is float or t is bool or a is None:
+            return a, literal(a), ALL_RIGHTS, ""
+        if t is list or t is tuple or t is set or t is frozenset:
+            return self._inbound_seq(a, t)
+        if t is dict:
+            return self._inbound_dict(a)
+        if t is slice:
+            (start, stop, step), encs, rights, cap = self._inbound_many((a.start, a.stop, a.step))
+            return slice(start, stop, step), O.Slice(*encs), rights, cap
+        if t is types.FunctionType or t is types.MethodType or t is functools.partial:
+            return self._outbound(a), O.Opaque("function", getattr(a, "__qualname__", "?")), ALL_RIGHTS, ""
+        return a, literal(a), ALL_RIGHTS, ""
+
+    def _inbound_many(self, items: Any) -> tuple[list[Any], list[O.Arg], int, str]:
+        reals: list[Any] = []
+        encs: list[O.Arg] = []
+        rights, cap = ALL_RIGHTS, ""
+        for x in items:
+            r, e, rr, c = self.inbound(x)
+            reals.append(r)
+            encs.append(e)
+            if rr != ALL_RIGHTS and not cap:
+                cap = c
+            rights &= rr
+        return reals, encs, rights, cap
+
+    def _inbound_seq(self, a: Any, t: type) -> tuple[Any, O.Arg, int, str]:
+        reals, encs, rights, cap = self._inbound_many(a)
+        same = all(r is x for r, x in zip(reals, a))
+        value = a if same else t(reals)
+        return value, O.Seq(t.__name__, encs), rights, cap
+
+    def _inbound_dict(self, a: dict[Any, Any]) -> tuple[Any, O.Arg, int, str]:
+        keys, kencs, r1, c1 = self._inbound_many(a.keys())
+        vals, vencs, r2, c2 = self._inbound_many(a.values())
+        same = all(k is x for k, x in zip(keys, a)) and all(v is x for v, x in zip(vals, a.values()))
+        return (a if same else dict(zip(keys, vals))), O.Map(kencs, vencs), r1 & r2, c1 or c2
+
+    def inbound_args(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any], tuple[O.Arg, ...], dict[str, O.Arg], int, str]:
+        reals, encs, rights, cap = self._inbound_many(args)
+        kreal: dict[str, Any] = {}
+        kenc: dict[str, O.Arg] = {}
+        for k, v in kwargs.items():
+            r, e, rr, c = self.inbound(v)
+            kreal[k] = r
+            kenc[k] = e
+            if rr != ALL_RIGHTS and not cap:
+                cap = c
+            rights &= rr
+        return tuple(reals), kreal, tuple(encs), kenc, rights, cap
+
+    def _outbound(self, fn: Any) -> Any:
+        """Wrap an agent callable handed to real code (``df.apply(lambda r: ...)``)."""
+        membrane = self
+        name = getattr(fn, "__name__", "callback")
+        # Values real code passes in are derived from whatever the enclosing call was
+        # given, so they carry the weakest rights seen in this execution's call.
+        ctx = self._callback_ctx
+
+        @functools.wraps(fn)
+        def callback(*args: Any, **kwargs: Any) -> Any:
+            parent, rights, cap = ctx[-1] if ctx else (None, ALL_RIGHTS, "")
+            wa = tuple(membrane.callback_value(a, parent, name, rights, cap) for a in args)
+            wk = {k: membrane.callback_value(v, parent, name, rights, cap) for k, v in kwargs.items()}
+            return membrane.deep_unwrap(fn(*wa, **wk))
+
+        return callback
+
+    def callback_value(self, v: Any, parent: State | None, name: str, rights: int, cap: str) -> Any:
+        t = type(v)
+        k = _KIND.get(t)
+        if k is None:
+            k = _type_kind(t)
+        if k == PASS or t in PROXY_TYPES:
+            return v
+        if k == TUPLE:
+            return tuple(self.callback_value(x, parent, name, rights, cap) for x in v) if type(v) is tuple else v
+        px = self._by_id.get(id(v))
+        if px is not None:
+            return px
+        st = self._new_state(v, rights, cap, parent.root if parent else "", code=isinstance(v, _CODE_TYPES))
+        self._origin[st.ref] = ("callback", name, parent.ref if parent else 0)
+        px = new_proxy(st)
+        self._by_id[id(v)] = px
+        return px
+
+    def deep_unwrap(self, v: Any, depth: int = 0) -> Any:
+        """The value with proxies replaced by real objects, also inside builtin containers."""
+        t = type(v)
+        if t in PROXY_TYPES:
+            return _get(v).obj
+        if depth > 8:
+            return v
+        if t is list or t is tuple or t is set or t is frozenset:
+            items = [self.deep_unwrap(x, depth + 1) for x in v]
+            return v if all(a is b for a, b in zip(items, v)) else t(items)
+        if t is dict:
+            return {self.deep_unwrap(k, depth + 1): self.deep_unwrap(x, depth + 1) for k, x in v.items()}
+        return v
+
+    # --- the ops ------------------------------------------------------------------------
+
+    def attr(self, st: State, name: str) -> Any:
+        # The hottest path: kept flat on purpose (no generic helper call).
+        if self.policy is not None or self.max_ops is not None or not st.rights & 1:
+            self.admit(st, "attr", st.key, name, "read", st.rights, st.cap, (), None,
+                       O.Attr, {"name": name})
+        p0 = _perf()
+        try:
+            res = getattr(st.obj, name)
+        except BaseException as e:
+            self._failed(O.Attr, st, p0, e, {"name": name})
+            raise
+        recs = self.records
+        seq = len(recs)
+        out, val = self.out(res, st, name, st.rights, st.cap, seq)
+        recs.append(O.Attr(
+            seq=seq, t=self._t0 + (p0 - self._p0) * 1e-9, actor=self.actor, ref=st.ref,
+            ver=st.ver, policy=self.phash, out=out, dur=_perf() - p0, name=name,
+        ))
+        return val
+
+    def protocol_attr(self, st: State, name: str) -> Any:
+        """A data-interchange protocol attribute for real library code: the raw value."""
+        self.admit(st, "convert", st.key, name, "read", st.rights, st.cap, (), None,
+                   O.Convert, {"to": name})
+        p0 = _perf()
+        try:
+            res = getattr(st.obj, name)
+        except BaseException as e:
+            self._failed(O.Convert, st, p0, e, {"to": name})
+            raise
+        self._record(O.Convert, st, p0, "read", O.Opaque(_qual(type(res)), ""), {"to": name})
+        return res
+
+    def _record(
+        self, cls: Any, st: State, p0: int, effect: str, out: O.Arg, fields: dict[str, Any],
+        ver: int | None = None,
+    ) -> O.Op:
+        rec = cls(
+            seq=len(self.records), t=self._now(p0), actor=self.actor, ref=st.ref,
+            ver=st.ver if ver is None else ver, effect=effect, policy=self.phash, out=out,
+            dur=_perf() - p0, **fields,
+        )
+        self.records.append(rec)
+        return rec  # type: ignore[no-any-return]
+
+    def _failed(self, cls: Any, st: State, p0: int, e: BaseException, fields: dict[str, Any], effect: str = "read") -> None:
+        self.records.append(cls(
+            seq=len(self.records), t=self._now(p0), actor=self.actor, ref=st.ref, ver=st.ver,
+            effect=effect, policy=self.phash, dur=_perf() - p0, error=_qual(type(e)), **fields,
+        ))
+
+    def _run(
+        self, st: State, cls: Any, kind: str, member: str, effect: str, fields: dict[str, Any],
+        fn: Callable[..., Any], fargs: tuple[Any, ...], have: int, cap: str,
+        out_rights: int, via: str = "", bump: bool = False, args: tuple[Any, ...] = (),
+        kwargs: Any = None, wrap_out: bool = True, code_call: bool = False,
+        target: State | None = None, key: TypeKey | None = None,
+    ) -> Any:
+        """Admit, run ``fn(*fargs)``, wrap the result, record.  `target` is the state
+        named by the record (a method's owner), `st` the proxy the op came through;
+        `key` is what the policy matches (default: the target's type)."""
+        tgt = target or st
+        self.admit(tgt, kind, key or tgt.key, member, effect, have, cap, args, kwargs, cls, fields)
+        p0 = _perf()
+        ver = tgt.ver
+        try:
+            res = fn(*fargs)
+        except BaseException as e:
+            self._failed(cls, tgt, p0, e, fields, effect)
+            raise
+        if bump:
+            self.bump(tgt)
+        if wrap_out:
+            out, val = self.out(res, tgt, via, out_rights, cap or tgt.cap, len(self.records), code_call)
+        else:
+            out, val = literal(res) if type(res) in _PASS_TYPES else O.Opaque(_qual(type(res)), ""), res
+        self._record(cls, tgt, p0, effect, out, fields, ver)
+        return val
+
+    def bump(self, st: State) -> None:
+        """A mutation: the object (and the owner a view acts on) moves to a new version."""
+        st.ver += 1
+        owner = st.owner
+        while owner is not None:
+            owner.ver += 1
+            owner = owner.owner
+
+    def setattr(self, st: State, name: str, value: Any) -> None:
+        real, enc, _, _ = self.inbound(value)
+        self._run(st, O.SetAttr, "setattr", name, "mutate", {"name": name, "value": enc},
+                  setattr, (st.obj, name, real), st.rights, st.cap, st.rights, bump=True,
+                  wrap_out=False)
+
+    def delattr(self, st: State, name: str) -> None:
+        self._run(st, O.DelAttr, "delattr", name, "mutate", {"name": name}, delattr,
+                  (st.obj, name), st.rights, st.cap, st.rights, bump=True, wrap_out=False)
+
+    def getitem(self, st: State, key: Any) -> Any:
+        real, enc, rights, cap = self.inbound(key)
+        return self._run(st, O.GetItem, "getitem", "", "read", {"key": enc}, _getitem,
+                         (st.obj, real), st.rights, st.cap, st.rights & rights)
+
+    def setitem(self, st: State, key: Any, value: Any) -> None:
+        kreal, kenc, _, _ = self.inbound(key)
+        vreal, venc, _, _ = self.inbound(value)
+        self._run(st, O.SetItem, "setitem", "", "mutate", {"key": kenc, "value": venc},
+                  _setitem, (st.obj, kreal, vreal), st.rights, st.cap, st.rights, bump=True,
+                  wrap_out=False)
+
+    def delitem(self, st: State, key: Any) -> None:
+        kreal, kenc, _, _ = self.inbound(key)
+        self._run(st, O.DelItem, "delitem", "", "mutate", {"key": kenc}, _delitem,
+                  (st.obj, kreal), st.rights, st.cap, st.rights, bump=True, wrap_out=False)
+
+    def call(self, st: State, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        rargs, rkw, eargs, ekw, arights, acap = self.inbound_args(args, kwargs)
+        if st.method:
+            # df.sum(): judged, recorded and versioned on the owner.
+            target = st.owner
+            assert target is not None
+            key, member = target.key, st.via
+            own = ALL_RIGHTS if target.code else target.rights
+        else:
+            # pd.concat(...), pd.DataFrame(...): judged as member `via` of where it was
+            # found.  Code (modules, classes, functions) does not attenuate its results.
+            target = st
+            key, member = st.pkey or st.key, st.via or _callable_name(st.obj)
+            own = ALL_RIGHTS if st.code else st.rights
+        rights = own & arights
+        effect = self.catalogue.call(key, member, rargs, rkw)
+        fields = {"name": member if st.method else "", "args": eargs, "kwargs": ekw}
+        cap = (target.cap if own != ALL_RIGHTS else "") or acap
+        fn = st.obj if not rkw else functools.partial(st.obj, **rkw)
+        ctx = self._callback_ctx
+        ctx.append((target, rights, cap))
+        try:
+            return self._run(
+                st, O.Call, "call", member, effect, fields, fn, rargs, rights, cap, rights,
+                bump=effect == "mutate", args=rargs, kwargs=rkw, code_call=True, target=target,
+                key=key,
+            )
+        finally:
+            ctx.pop()
+
+    def numpy_dispatch(
+        self, st: State, fn: Any, name: str, args: Any, kwargs: dict[str, Any]
+    ) -> Any:
+        rargs, rkw, eargs, ekw, arights, acap = self.inbound_args(tuple(args), dict(kwargs))
+        effect = "mutate" if "out" in rkw else "compute"
+        fields = {"name": "", "args": (O.Opaque("numpy", name), *eargs), "kwargs": ekw}
+        return self._run(st, O.Call, "call", name, effect, fields, functools.partial(fn, **rkw),
+                         tuple(rargs), arights, acap, arights, code_call=True)
+
+    def binop(self, st: State, name: str, other: Any) -> Any:
+        oreal, oenc, orights, ocap = self.inbound(other)
+        effect = "compute"
+        inplace = name[0] == "i" and name in _INPLACE
+        if inplace and hasattr(type(st.obj), f"__{name}__"):
+            effect = "mutate"
+        res = self._run(st, O.BinOp, "binop", name, effect, {"name": name, "other": oenc},
+                        BINOP_FUNCS[name], (st.obj, oreal), st.rights & orights,
+                        st.cap or ocap, st.rights & orights, bump=effect == "mutate")
+        return res
+
+    def unop(self, st: State, name: str, fn: Callable[..., Any], arg: Any) -> Any:
+        fargs = (st.obj,) if arg is None else (st.obj, arg)
+        return self._run(st, O.UnOp, "unop", name, "compute", {"name": name, "arg": literal(arg)},
+                         fn, fargs, st.rights, st.cap, st.rights)
+
+    def simple(self, st: State, kind: str, fn: Callable[..., Any]) -> Any:
+        cls = O.Len if kind == "len" else O.Bool
+        return self._run(st, cls, kind, "", "read", {}, fn, (st.obj,), st.rights, st.cap,
+                         st.rights, wrap_out=False)
+
+    def contains(self, st: State, item: Any) -> Any:
+        real, enc, _, _ = self.inbound(item)
+        return self._run(st, O.Contains, "contains", "", "read", {"item": enc}, _contains,
+                         (st.obj, real), st.rights, st.cap, st.rights, wrap_out=False)
+
+    def convert(self, st: State, to: str, fn: Callable[..., Any], spec: Any) -> Any:
+        fargs = (st.obj,) if spec is None else (st.obj, spec)
+        return self._run(st, O.Convert, "convert", to, "read", {"to": to, "spec": literal(spec)},
+                         fn, fargs, st.rights, st.cap, st.rights, wrap_out=False)
+
+    def copy(self, st: State, deep: bool) -> Any:
+        import copy as _copy
+
+        fn = _copy.deepcopy if deep else _copy.copy
+        to = "deepcopy" if deep else "copy"
+        return self._run(st, O.Convert, "convert", to, "compute", {"to": to}, fn, (st.obj,),
+                         st.rights, st.cap, st.rights)
+
+    def with_(self, st: State, name: str, exc: tuple[Any, ...]) -> Any:
+        dunder = getattr(type(st.obj), f"__{name}__", None)
+        if dunder is None:
+            raise TypeError(
+                f"'{type(st.obj).__name__}' object does not support the context manager protocol"
+            )
+        return self._run(st, O.With, "with", name, "unknown", {"name": name}, dunder,
+                         (st.obj, *exc), st.rights, st.cap, st.rights)
+
+    async def async_with(self, st: State, name: str, exc: tuple[Any, ...]) -> Any:
+        dunder = getattr(type(st.obj), f"__{name}__", None)
+        if dunder is None:
+            raise TypeError(
+                f"'{type(st.obj).__name__}' object does not support the asynchronous "
+                "context manager protocol"
+            )
+        awaitable = self._run(st, O.With, "with", name, "unknown", {"name": name}, dunder,
+                              (st.obj, *exc), st.rights, st.cap, st.rights, wrap_out=False)
+        return self.out(await awaitable, st, "", st.rights, st.cap, len(self.records))[1]
+
+    def iter_(self, st: State, name: str, fn: Callable[..., Any]) -> Any:
+        return self._run(st, O.Iter, "iter", name, "read", {"name": name}, fn, (st.obj,),
+                         st.rights, st.cap, st.rights)
+
+    def next_(self, st: State) -> Any:
+        return self._run(st, O.Next, "next", "", "read", {}, next, (st.obj,), st.rights,
+                         st.cap, st.rights)
+
+    def await_(self, st: State) -> Any:
+        it = self._run(st, O.Async, "async", "await", "unknown", {"name": "await"},
+                       _await_iter, (st.obj,), st.rights, st.cap, st.rights, wrap_out=False)
+        res = yield from it
+        return self.out(res, st, "", st.rights, st.cap, len(self.records))[1]
+
+    async def anext_(self, st: State) -> Any:
+        awaitable = self._run(st, O.Async, "async", "anext", "read", {"name": "anext"},
+                              _anext_awaitable, (st.obj,), st.rights, st.cap, st.rights,
+                              wrap_out=False)
+        return self.out(await awaitable, st, "", st.rights, st.cap, len(self.records))[1]
+
+    # --- imports ------------------------------------------------------------------------
+
+    def import_(self, module: str, names: tuple[str, ...], do_import: Callable[[], Any]) -> Any:
+        """An ``import`` statement in agent code: judged, recorded; the module comes back
+        as a proxy (a root named after the module)."""
+        from .effects import module_key
+
+        mod = sys.modules.get(module)
+        key = module_key(mod) if isinstance(mod, types.ModuleType) else TypeKey((module, "builtins.module"), module, True)
+        fields = {"module": module, "names": names}
+        self.admit(None, "import", key, module, "import", ALL_RIGHTS, "", (), None,
+                   O.Import, fields)
+        p0 = _perf()
+        try:
+            res = do_import()
+        except BaseException as e:
+            self.records.append(O.Import(
+                seq=self._seq(), t=self._now(p0), actor=self.actor, effect="import",
+                policy=self.phash, dur=_perf() - p0, error=_qual(type(e)), **fields,
+            ))
+            raise
+        px = self.root(res, getattr(res, "__name__", module), actor=self.actor)
+        st = _get(px) if type(px) in PROXY_TYPES else None
+        self.records.append(O.Import(
+            seq=self._seq(), t=self._now(p0), actor=self.actor, effect="import",
+            policy=self.phash, dur=_perf() - p0,
+            out=O.Ref(st.ref, st.ver) if st is not None else None, **fields,
+        ))
+        return px
+
+
+# --- small pure helpers -------------------------------------------------------------------
+
+_INPLACE = frozenset(n for n in BINOP_FUNCS if n.startswith("i") and n[1:] in BINOP_FUNCS)
+
+
+def _getitem(o: Any, k: Any) -> Any:
+    return o[k]
+
+
+def _setitem(o: Any, k: Any, v: Any) -> None:
+    o[k] = v
+
+
+def _delitem(o: Any, k: Any) -> None:
+    del o[k]
+
+
+def _contains(o: Any, item: Any) -> bool:
+    return item in o
+
+
+def _await_iter(o: Any) -> Any:
+    return o.__await__()
+
+
+def _anext_awaitable(o: Any) -> Any:
+    return o.__anext__()
+
+
+def _callable_name(obj: Any) -> str:
+    return getattr(obj, "__name__", "") or ""
+
+
+def _display(st: State | None) -> str:
+    return st.key.display if st is not None else ""
+
+
+def refusal_message(op_text: str, effect: str, v: Verdict, ask: int | None) -> str:
+    """The text the agent reads: what, where, which rule, why, what instead."""
+    if ask is not None:
+        head = (
+            f"{op_text} needs the notebook owner's approval: approval #{ask} was requested "
+            f"(rule {v.rule})."
+        )
+        tail = "Nothing was changed. Retry the same code after the owner approves it; do not work around it."
+    else:
+        head = f"{op_text} was refused ({effect}; rule {v.rule})."
+        tail = "Nothing was changed."
+    parts = [head]
+    if v.reason:
+        parts.append(f"Why: {v.reason}.")
+    hint = v.hint or EFFECT_HINTS.get(effect, "")
+    if hint and ask is None:
+        parts.append(f"Instead: {hint}.")
+    parts.append(tail)
+    return " ".join(parts)

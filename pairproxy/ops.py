@@ -1,0 +1,427 @@
+"""Op records: one frozen msgspec Struct per operation, under one tagged base, plus rendering."""
+
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+#: Bumped when a record's meaning changes. New fields go at the end with defaults, so
+#: readers of a newer version keep decoding older logs (msgspec schema evolution).
+SCHEMA_VERSION = 1
+
+
+# --- encoded values -------------------------------------------------------------------
+#
+# Arguments and results are stored by value when they are literals and by reference when
+# they are proxied objects; anything else is summarised.  A record never holds a live
+# object, so the log cannot leak one and keeps nothing alive.
+
+
+class Ref(msgspec.Struct, frozen=True, tag="ref", gc=False, omit_defaults=True):
+    """A proxied object, as `ref@ver`; ``cls`` names the type where the ref is new."""
+
+    ref: int
+    ver: int
+    cls: str = ""
+
+
+class Opaque(msgspec.Struct, frozen=True, tag="opaque", gc=False):
+    """A value kept by type and short summary only (functions, long strings, raw objects)."""
+
+    cls: str
+    text: str
+
+
+class Seq(msgspec.Struct, frozen=True, tag="seq", gc=False):
+    """A list, tuple, set or frozenset literal."""
+
+    kind: str
+    items: list[Arg]
+
+
+class Map(msgspec.Struct, frozen=True, tag="map", gc=False):
+    """A dict literal, as parallel key and value lists (keys need not be strings)."""
+
+    keys: list[Arg]
+    values: list[Arg]
+
+
+class Slice(msgspec.Struct, frozen=True, tag="slice", gc=False):
+    start: Arg = None
+    stop: Arg = None
+    step: Arg = None
+
+
+Arg = Union[None, bool, int, float, str, Ref, Opaque, Seq, Map, Slice]
+
+
+class Fingerprint(msgspec.Struct, frozen=True, tag="fp", gc=False):
+    """What replay compares: type, shape, dtypes and a content hash of a result."""
+
+    cls: str
+    shape: tuple[int, ...] | None = None
+    dtypes: str | None = None
+    hash: str | None = None
+    #: rows hashed when the value was too large to hash whole (0: hashed whole)
+    sampled: int = 0
+
+
+# --- records --------------------------------------------------------------------------
+
+
+class Op(msgspec.Struct, frozen=True, tag_field="op", kw_only=True, gc=False, omit_defaults=True):
+    """One mediated operation.
+
+    ``ref``/``ver`` name the target as ``ref@ver`` *before* the op; a mutating op bumps
+    the target to ``ver + 1``.  ``out`` is the result: a `Ref` when it is proxied, the
+    literal itself when it crosses by value.  ``prev`` is the hash-chain link, filled in
+    by the log writer.
+    """
+
+    seq: int
+    t: float
+    actor: str = "agent"
+    ref: int = 0
+    ver: int = 0
+    effect: str = "read"
+    decision: str = "allow"
+    rule: str = ""
+    policy: str = ""
+    out: Arg = None
+    dur: int = 0
+    error: str | None = None
+    fp: Fingerprint | None = None
+    prev: str = ""
+
+
+class Root(Op, tag="root"):
+    """An object entering the session under a name (a notebook global, a module)."""
+
+    name: str = ""
+    type: str = ""
+
+
+class Attr(Op, tag="attr"):
+    name: str = ""
+
+
+class SetAttr(Op, tag="setattr"):
+    name: str = ""
+    value: Arg = None
+
+
+class DelAttr(Op, tag="delattr"):
+    name: str = ""
+
+
+class GetItem(Op, tag="getitem"):
+    key: Arg = None
+
+
+class SetItem(Op, tag="setitem"):
+    key: Arg = None
+    value: Arg = None
+
+
+class DelItem(Op, tag="delitem"):
+    key: Arg = None
+
+
+class Call(Op, tag="call"):
+    """A call.  For a method (``df.sum()``) the target is the owner and ``name`` the method."""
+
+    name: str = ""
+    args: tuple[Arg, ...] = ()
+    kwargs: dict[str, Arg] = {}
+
+
+class BinOp(Op, tag="binop"):
+    """Binary, reflected (``radd``), in-place (``iadd``) operators and comparisons."""
+
+    name: str = ""
+    other: Arg = None
+
+
+class UnOp(Op, tag="unop"):
+    """``-x``, ``+x``, ``abs``, ``~``, ``round(x, n)``, ``math.trunc/floor/ceil``."""
+
+    name: str = ""
+    arg: Arg = None
+
+
+class Iter(Op, tag="iter"):
+    name: str = "iter"  # "iter" or "reversed"
+
+
+class Next(Op, tag="next"):
+    pass
+
+
+class Len(Op, tag="len"):
+    pass
+
+
+class Bool(Op, tag="bool"):
+    pass
+
+
+class Contains(Op, tag="contains"):
+    item: Arg = None
+
+
+class Convert(Op, tag="convert"):
+    """str/repr/format/bytes/int/float/complex/index/hash/dir/copy and data protocols."""
+
+    to: str = ""
+    spec: Arg = None
+
+
+class With(Op, tag="with"):
+    name: str = ""  # enter, exit, aenter, aexit
+
+
+class Async(Op, tag="async"):
+    name: str = ""  # await, aiter, anext
+
+
+class Import(Op, tag="import"):
+    module: str = ""
+    names: tuple[str, ...] = ()
+
+
+class Exec(Op, tag="exec"):
+    """Agent code about to run (one scratchpad call or `Session.exec`)."""
+
+    code: str = ""
+
+
+class ExecEnd(Op, tag="exec.end"):
+    """The end of an agent execution; ``error`` is set when it raised."""
+
+    ops: int = 0
+    message: str | None = None
+
+
+class CellCreate(Op, tag="cell.create"):
+    code: str = ""
+    before: str | None = None
+    after: str | None = None
+    name: str | None = None
+
+
+class CellEdit(Op, tag="cell.edit"):
+    cell: str = ""
+    diff: str = ""
+    name: str | None = None
+
+
+class CellDelete(Op, tag="cell.delete"):
+    cell: str = ""
+
+
+class CellMove(Op, tag="cell.move"):
+    cell: str = ""
+    before: str | None = None
+    after: str | None = None
+
+
+class CellRun(Op, tag="cell.run"):
+    cell: str = ""
+
+
+class PackagesAdd(Op, tag="packages.add"):
+    specs: tuple[str, ...] = ()
+
+
+class PackagesRemove(Op, tag="packages.remove"):
+    specs: tuple[str, ...] = ()
+
+
+class UiSet(Op, tag="ui.set"):
+    element: str = ""
+    value: Arg = None
+
+
+class PolicyEvent(Op, tag="policy"):
+    """The policy changed (loaded, reloaded) or a reload was rejected (``error`` set)."""
+
+    path: str = ""
+    hash: str = ""
+    message: str = ""
+
+
+class Grant(Op, tag="grant"):
+    """The owner answered an ``ask``: approval ``ask`` granted once, always, or denied."""
+
+    ask: int = 0
+    answer: str = ""
+
+
+AnyOp = Union[
+    Root, Attr, SetAttr, DelAttr, GetItem, SetItem, DelItem, Call, BinOp, UnOp, Iter, Next,
+    Len, Bool, Contains, Convert, With, Async, Import, Exec, ExecEnd, CellCreate, CellEdit,
+    CellDelete, CellMove, CellRun, PackagesAdd, PackagesRemove, UiSet, PolicyEvent, Grant,
+]
+
+#: Tag -> record class, for code that dispatches on kind names (policies, filters).
+KINDS: dict[str, type[Op]] = {
+    cls.__struct_config__.tag: cls for cls in AnyOp.__args__  # type: ignore[attr-defined]
+}
+
+#: Kinds an agent's data-model use of a proxy produces.
+DATA_KINDS = frozenset(
+    {"attr", "setattr", "delattr", "getitem", "setitem", "delitem", "call", "binop", "unop",
+     "iter", "next", "len", "bool", "contains", "convert", "with", "async"}
+)
+NOTEBOOK_KINDS = frozenset(
+    {"cell.create", "cell.edit", "cell.delete", "cell.move", "cell.run", "packages.add",
+     "packages.remove", "ui.set"}
+)
+
+
+def kind(rec: Op) -> str:
+    """The record's kind tag (``"attr"``, ``"cell.create"``, ...)."""
+    return rec.__struct_config__.tag  # type: ignore[return-value]
+
+
+# --- rendering (pure) -----------------------------------------------------------------
+
+_BIN_SYMBOLS = {
+    "add": "+", "sub": "-", "mul": "*", "matmul": "@", "truediv": "/", "floordiv": "//",
+    "mod": "%", "pow": "**", "lshift": "<<", "rshift": ">>", "and": "&", "xor": "^",
+    "or": "|", "lt": "<", "le": "<=", "eq": "==", "ne": "!=", "gt": ">", "ge": ">=",
+}
+_UN_SYMBOLS = {"neg": "-", "pos": "+", "invert": "~"}
+
+
+def render_arg(a: Arg, name_of: object = None) -> str:
+    """Python-like text for an encoded value; `name_of(ref)` may name refs (else ``@ref``)."""
+    if isinstance(a, Ref):
+        if callable(name_of):
+            return str(name_of(a.ref))
+        return f"@{a.ref}"
+    if isinstance(a, Opaque):
+        return f"<{a.cls} {a.text}>" if a.text else f"<{a.cls}>"
+    if isinstance(a, Seq):
+        inner = ", ".join(render_arg(x, name_of) for x in a.items)
+        if a.kind == "list":
+            return f"[{inner}]"
+        if a.kind == "tuple":
+            return f"({inner},)" if len(a.items) == 1 else f"({inner})"
+        return f"{a.kind}({{{inner}}})" if a.kind == "frozenset" else f"{{{inner}}}"
+    if isinstance(a, Map):
+        pairs = ", ".join(
+            f"{render_arg(k, name_of)}: {render_arg(v, name_of)}" for k, v in zip(a.keys, a.values)
+        )
+        return f"{{{pairs}}}"
+    if isinstance(a, Slice):
+        parts = ["" if x is None else render_arg(x, name_of) for x in (a.start, a.stop)]
+        text = ":".join(parts)
+        return text + (f":{render_arg(a.step, name_of)}" if a.step is not None else "")
+    return repr(a)
+
+
+def _key_text(key: Arg, name_of: object) -> str:
+    # df[("a", "b")] reads better as df["a", "b"]
+    if isinstance(key, Seq) and key.kind == "tuple" and key.items:
+        return ", ".join(render_arg(x, name_of) for x in key.items)
+    return render_arg(key, name_of)
+
+
+def render(rec: Op, subject: str = "_", name_of: object = None) -> str:
+    """The op as Python-like text applied to `subject`, e.g. ``df.groupby('k')``.
+
+    Pure: no session state, so the log viewer, the panel and refusal messages agree.
+    """
+    k = kind(rec)
+    if isinstance(rec, Attr):
+        return f"{subject}.{rec.name}"
+    if isinstance(rec, SetAttr):
+        return f"{subject}.{rec.name} = {render_arg(rec.value, name_of)}"
+    if isinstance(rec, DelAttr):
+        return f"del {subject}.{rec.name}"
+    if isinstance(rec, GetItem):
+        return f"{subject}[{_key_text(rec.key, name_of)}]"
+    if isinstance(rec, SetItem):
+        return f"{subject}[{_key_text(rec.key, name_of)}] = {render_arg(rec.value, name_of)}"
+    if isinstance(rec, DelItem):
+        return f"del {subject}[{_key_text(rec.key, name_of)}]"
+    if isinstance(rec, Call):
+        parts = [render_arg(a, name_of) for a in rec.args]
+        parts += [f"{k}={render_arg(v, name_of)}" for k, v in rec.kwargs.items()]
+        head = f"{subject}.{rec.name}" if rec.name else subject
+        return f"{head}({', '.join(parts)})"
+    if isinstance(rec, BinOp):
+        name = rec.name
+        other = render_arg(rec.other, name_of)
+        if name == "divmod":
+            return f"divmod({subject}, {other})"
+        if name == "rdivmod":
+            return f"divmod({other}, {subject})"
+        if name.startswith("i") and name[1:] in _BIN_SYMBOLS:
+            return f"{subject} {_BIN_SYMBOLS[name[1:]]}= {other}"
+        if name.startswith("r") and name[1:] in _BIN_SYMBOLS:
+            return f"{other} {_BIN_SYMBOLS[name[1:]]} {subject}"
+        return f"{subject} {_BIN_SYMBOLS.get(name, name)} {other}"
+    if isinstance(rec, UnOp):
+        if rec.name in _UN_SYMBOLS:
+            return f"{_UN_SYMBOLS[rec.name]}{subject}"
+        if rec.arg is not None:
+            return f"{rec.name}({subject}, {render_arg(rec.arg, name_of)})"
+        return f"{rec.name}({subject})"
+    if isinstance(rec, Iter):
+        return f"{rec.name}({subject})"
+    if isinstance(rec, Next):
+        return f"next({subject})"
+    if isinstance(rec, Len):
+        return f"len({subject})"
+    if isinstance(rec, Bool):
+        return f"bool({subject})"
+    if isinstance(rec, Contains):
+        return f"{render_arg(rec.item, name_of)} in {subject}"
+    if isinstance(rec, Convert):
+        if rec.to == "format" and rec.spec:
+            return f"format({subject}, {render_arg(rec.spec, name_of)})"
+        return f"{rec.to}({subject})"
+    if isinstance(rec, With):
+        return f"with {subject}  # {rec.name}"
+    if isinstance(rec, Async):
+        return f"{rec.name}({subject})"
+    if isinstance(rec, Root):
+        return rec.name
+    if isinstance(rec, Import):
+        if rec.names:
+            return f"from {rec.module} import {', '.join(rec.names)}"
+        return f"import {rec.module}"
+    if isinstance(rec, Exec):
+        first = rec.code.strip().splitlines()[0] if rec.code.strip() else ""
+        return f"exec {first[:60]!r}"
+    if isinstance(rec, ExecEnd):
+        return f"exec end ({rec.ops} ops{', ' + str(rec.error) if rec.error else ''})"
+    if isinstance(rec, CellCreate):
+        return f"create_cell({_short(rec.code)!r})"
+    if isinstance(rec, CellEdit):
+        return f"edit_cell({rec.cell!r})"
+    if isinstance(rec, CellDelete):
+        return f"delete_cell({rec.cell!r})"
+    if isinstance(rec, CellMove):
+        return f"move_cell({rec.cell!r})"
+    if isinstance(rec, CellRun):
+        return f"run_cell({rec.cell!r})"
+    if isinstance(rec, PackagesAdd):
+        return f"packages.add({', '.join(map(repr, rec.specs))})"
+    if isinstance(rec, PackagesRemove):
+        return f"packages.remove({', '.join(map(repr, rec.specs))})"
+    if isinstance(rec, UiSet):
+        return f"set_ui_value({rec.element!r}, {render_arg(rec.value, name_of)})"
+    if isinstance(rec, PolicyEvent):
+        return f"policy {rec.message or rec.path}"
+    if isinstance(rec, Grant):
+        return f"grant #{rec.ask} {rec.answer}"
+    raise TypeError(f"Unknown op type: {type(rec)!r} ({k})")
+
+
+def _short(code: str, n: int = 40) -> str:
+    one = " ".join(code.split())
+    return one if len(one) <= n else one[: n - 1] + "…"
