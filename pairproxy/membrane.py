@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import ops as O
-from .effects import ALL_RIGHTS, BIT, DEFAULT, Catalogue, TypeKey, key_of, rights_names
+from .effects import ALL_RIGHTS, BIT, DEFAULT, Catalogue, TypeKey, key_of, module_key, rights_names
 from .errors import PolicyDenied, ResourceLimit
 from .proxy import BINOP_FUNCS, PROXY_TYPES, State, _get, new_proxy
 
@@ -165,6 +165,9 @@ class Membrane:
         self.wall_ns = 0
         self.deadline_ns: int | None = None
         self.fingerprints = True
+        # (seq, value) of results minted since the last flush: their fingerprints are
+        # computed off the per-op path, when the session flushes (see fingerprint.py).
+        self.pending_fp: list[tuple[int, Any]] = []
         self._exec_start = 0
         # (target, rights, cap) of the calls under way, innermost last: what an agent
         # callback invoked by real code receives is derived from them.
@@ -385,12 +388,20 @@ class Membrane:
             return O.Ref(st.ref, st.ver), px
         code = isinstance(res, _CODE_TYPES) or (parent.code and callable(res) and not code_call)
         owner = parent if via in VIEW_ATTRS else None
+        if via and t is types.ModuleType:
+            # ``pd.io.common.os``: reaching a module is an import, whatever the route
+            # (recorded as its own ``import`` op, before the op that reached it).
+            px = self.import_(res.__name__, (), lambda: res)
+            mst = _get(px)
+            return O.Ref(mst.ref, mst.ver), px
         st = self._new_state(res, rights, cap, parent.root, owner, via, False, code)
         st.pkey = parent.key if via else None
         px = new_proxy(st)
         by_id = self._by_id
         by_id[id(res)] = px
         self._origin[st.ref] = seq
+        if self.fingerprints:
+            self.pending_fp.append((seq, res))
         if len(by_id) > self._sweep_at:
             self.sweep()
         return O.Ref(st.ref, 0, st.key.display), px
@@ -555,10 +566,9 @@ class Membrane:
             self._failed(O.Attr, st, p0, e, {"name": name})
             raise
         recs = self.records
-        seq = len(recs)
-        out, val = self.out(res, st, name, st.rights, st.cap, seq)
+        out, val = self.out(res, st, name, st.rights, st.cap, len(recs))
         recs.append(O.Attr(
-            seq=seq, t=self._t0 + (p0 - self._p0) * 1e-9, actor=self.actor, ref=st.ref,
+            seq=len(recs), t=self._t0 + (p0 - self._p0) * 1e-9, actor=self.actor, ref=st.ref,
             ver=st.ver, policy=self.phash, out=out, dur=_perf() - p0, name=name,
         ))
         return val
@@ -780,8 +790,6 @@ class Membrane:
     def import_(self, module: str, names: tuple[str, ...], do_import: Callable[[], Any]) -> Any:
         """An ``import`` statement in agent code: judged, recorded; the module comes back
         as a proxy (a root named after the module)."""
-        from .effects import module_key
-
         mod = sys.modules.get(module)
         key = module_key(mod) if isinstance(mod, types.ModuleType) else TypeKey((module, "builtins.module"), module, True)
         fields = {"module": module, "names": names}

@@ -1,0 +1,1 @@
+"""Subcommands of the ``pairproxy`` command line."""
