@@ -152,7 +152,6 @@ class Membrane:
         self.actor = actor
         self._by_id: dict[int, Any] = {}
         self._roots: dict[str, Any] = {}
-        self._states: dict[int, State] = {}
         self._origin: dict[int, Any] = {}
         self._next_ref = 1
         self._sweep_at = 4096
@@ -354,9 +353,7 @@ class Membrane:
     ) -> State:
         ref = self._next_ref
         self._next_ref = ref + 1
-        st = State(obj, ref, self, rights, cap, key_of(obj), root, owner, via, method, code)
-        self._states[ref] = st
-        return st
+        return State(obj, ref, self, rights, cap, key_of(obj), root, owner, via, method, code)
 
     def out(
         self, res: Any, parent: State, via: str, rights: int, cap: str, seq: int,
@@ -433,8 +430,7 @@ class Membrane:
         getrc = sys.getrefcount
         dead = [i for i, p in by_id.items() if i not in roots and getrc(p) <= 3]
         for i in dead:
-            st = _get(by_id.pop(i))
-            self._states.pop(st.ref, None)
+            del by_id[i]
         self._sweep_at = max(4096, 2 * len(by_id))
 
     # --- unwrapping arguments -----------------------------------------------------------

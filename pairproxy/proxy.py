@@ -421,15 +421,24 @@ def proxy_class(cls: type) -> type:
     if pc is None:
         ns: dict[str, Any] = {"__slots__": (), "__module__": "pairproxy.proxy"}
         for name, fn in _OPTIONAL.items():
-            if getattr(cls, name, None) is not None:
+            if _defines(cls, name):
                 ns[name] = fn
         pc = type(cls.__name__, (Proxy,), ns)
         pc.__qualname__ = getattr(cls, "__qualname__", cls.__name__)
-        if getattr(cls, "__hash__", None) is None:
+        if not _defines(cls, "__hash__"):
             pc.__hash__ = None  # type: ignore[assignment]
         _CLASSES[cls] = pc
         PROXY_TYPES.add(pc)
     return pc
+
+
+def _defines(cls: type, name: str) -> bool:
+    """Whether instances of `cls` support slot `name` (looked up like Python does: in the
+    class's MRO, not on its metaclass, so ``type.__call__`` does not count)."""
+    for base in cls.__mro__:
+        if name in base.__dict__:
+            return base.__dict__[name] is not None
+    return False
 
 
 def new_proxy(st: State) -> Any:

@@ -1,0 +1,338 @@
+"""The membrane: each data-model operation is one op, results cross wrapped, the real object
+stays sealed, and protocol boundaries with pandas/polars/numpy/pyarrow keep working."""
+
+from __future__ import annotations
+
+import copy
+import json
+import traceback
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+
+import pairproxy as pp
+from pairproxy import ops as O
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({"k": ["a", "b", "a"], "v": [1, 2, 3]})
+
+
+@pytest.fixture
+def session() -> pp.Session:
+    return pp.Session()
+
+
+def kinds(session: pp.Session, since: int = 0) -> list[str]:
+    return [O.kind(r) for r in session.records[since:] if O.kind(r) not in ("exec", "exec.end", "root")]
+
+
+class TestAttr:
+    def test_attribute_access_is_one_op_with_a_wrapped_result(self, session, frame):
+        p = session.wrap(frame, name="df")
+        n = len(session.records)
+        cols = p.columns
+        assert pp.is_proxy(cols)
+        assert list(pp.unwrap(cols)) == ["k", "v"]
+        assert kinds(session, n) == ["attr"]
+        rec = session.records[-1]
+        assert isinstance(rec, O.Attr) and rec.name == "columns" and rec.ref == pp.proxy.state_of(p).ref
+
+    def test_missing_attribute_raises_the_native_error_and_is_recorded(self, session, frame):
+        p = session.wrap(frame, name="df")
+        with pytest.raises(AttributeError) as got:
+            p.no_such_column
+        with pytest.raises(AttributeError) as want:
+            frame.no_such_column  # noqa: B018
+        assert str(got.value) == str(want.value)
+        assert session.records[-1].error == "AttributeError"
+
+    def test_setattr_and_delattr_mutate_and_bump_the_version(self, session):
+        class Box:
+            pass
+
+        box = Box()
+        p = session.wrap(box, name="box")
+        p.x = 1
+        assert box.x == 1 and pp.proxy.state_of(p).ver == 1
+        del p.x
+        assert not hasattr(box, "x") and pp.proxy.state_of(p).ver == 2
+        assert kinds(session)[-2:] == ["setattr", "delattr"]
+
+
+class TestItems:
+    def test_getitem_setitem_delitem(self, session):
+        data = {"a": 1}
+        p = session.wrap(data, name="d")
+        assert p["a"] == 1
+        p["b"] = 2
+        del p["a"]
+        assert data == {"b": 2}
+        assert kinds(session) == ["getitem", "setitem", "delitem"]
+        assert pp.proxy.state_of(p).ver == 2
+
+    def test_loc_assignment_mutates_the_frame_and_bumps_its_version(self, session, frame):
+        p = session.wrap(frame, name="df")
+        p.loc[p["v"] > 1, "flag"] = True
+        assert frame["flag"].tolist()[1:] == [True, True]
+        assert pp.proxy.state_of(p).ver == 1
+
+    def test_keys_that_are_proxies_are_unwrapped(self, session, frame):
+        p = session.wrap(frame, name="df")
+        mask = p["v"] > 1
+        assert pp.unwrap(p[mask]).equals(frame[frame["v"] > 1])
+        rec = session.records[-1]
+        assert isinstance(rec, O.GetItem) and isinstance(rec.key, O.Ref)
+
+
+class TestCall:
+    def test_method_call_is_attr_then_call_judged_on_the_owner(self, session, frame):
+        p = session.wrap(frame, name="df")
+        n = len(session.records)
+        total = p["v"].sum()
+        assert total == 6
+        assert kinds(session, n) == ["getitem", "attr", "call"]
+        call = session.records[-1]
+        assert isinstance(call, O.Call) and call.name == "sum"
+        assert call.ref == pp.proxy.state_of(p).ref + 0 or call.ref > 0
+
+    def test_inplace_true_is_a_mutation(self, session, frame):
+        p = session.wrap(frame, name="df")
+        with pytest.warns(pd.errors.Pandas4Warning):  # pandas 3.1 deprecates inplace=
+            p.sort_values("v", ascending=False, inplace=True)
+        assert frame["v"].tolist() == [3, 2, 1]
+        assert session.records[-1].effect == "mutate"
+        assert pp.proxy.state_of(p).ver == 1
+
+    def test_agent_callbacks_receive_proxies_and_return_real_values(self, session, frame):
+        p = session.wrap(frame, name="df")
+        seen = []
+
+        def f(row):
+            seen.append(pp.is_proxy(row))
+            return row["v"] * 10
+
+        out = p.apply(f, axis=1)
+        assert pp.unwrap(out).tolist() == [10, 20, 30]
+        assert seen and all(seen)
+
+    def test_call_records_literal_and_ref_arguments(self, session, frame):
+        p = session.wrap(frame, name="df")
+        p.groupby("k", sort=True)
+        call = session.records[-1]
+        assert call.args == ("k",) and call.kwargs == {"sort": True}
+        assert session._m.path(call.out.ref) == "$.df.groupby('k', sort=True)"
+
+
+class TestOperators:
+    @pytest.mark.parametrize("expr", ["p + 1", "1 + p", "p * p", "p == 2", "2 < p", "p // 2", "p ** 2", "-p", "abs(-p)", "~(p > 1)"])
+    def test_operators_match_direct_results(self, session, expr):
+        s = pd.Series([1, 2, 3])
+        p = session.wrap(s, name="s")
+        direct = eval(expr, {"p": s})
+        proxied = eval(expr, {"p": p})
+        assert pp.unwrap(proxied).equals(direct)
+
+    def test_inplace_operator_on_a_mutable_object_bumps_the_version(self, session):
+        xs = [1]
+        p = session.wrap(xs, name="xs")
+        q = p
+        q += [2]
+        assert xs == [1, 2] and q is p
+        assert session.records[-1].effect == "mutate" and pp.proxy.state_of(p).ver == 1
+
+    def test_unsupported_operand_error_is_native(self, session):
+        p = session.wrap({"a": 1}, name="d")
+        with pytest.raises(TypeError, match=r"unsupported operand type\(s\) for -: 'dict' and 'int'"):
+            p - 1
+
+    def test_round_divmod_and_conversions(self, session):
+        p = session.wrap(pd.Series([1.234, 5.678]), name="s")
+        assert pp.unwrap(round(p, 1)).tolist() == [1.2, 5.7]
+        q, r = divmod(p, 1)
+        assert pp.is_proxy(q) and pp.is_proxy(r)
+        n = session.wrap(np.array([3]), name="n")
+        assert int(n[0]) == 3 and float(n.sum()) == 3.0 and f"{n.sum():>3}" == "  3"
+
+
+class TestProtocols:
+    def test_len_bool_contains_iter_next(self, session):
+        p = session.wrap([10, 20], name="xs")
+        assert len(p) == 2 and bool(p) and 10 in p
+        it = iter(p)
+        assert next(it) == 10 and list(it) == [20]
+        assert kinds(session)[:4] == ["len", "bool", "contains", "iter"]
+        assert "next" in kinds(session)
+
+    def test_optional_slots_follow_the_real_type(self, session, frame):
+        p = session.wrap(frame, name="df")
+        assert not callable(p) and callable(p.sum)
+        with pytest.raises(TypeError, match="unhashable type: 'DataFrame'"):
+            hash(p)
+        with pytest.raises(TypeError, match="'int' object is not iterable"):
+            iter(session.wrap(np.int64(1).item().__class__, name="int_type")())
+
+    def test_context_manager_through_a_proxy(self, session):
+        p = session.wrap(pd, name="pd")
+        with p.option_context("display.max_rows", 5):
+            assert pd.get_option("display.max_rows") == 5
+        assert "with" in kinds(session)
+
+    def test_isinstance_and_issubclass_see_the_real_type(self, session, frame):
+        p = session.wrap(frame, name="df")
+        ppd = session.wrap(pd, name="pd")
+        assert isinstance(p, pd.DataFrame) and isinstance(p, ppd.DataFrame)
+        assert issubclass(type(pp.unwrap(p)), ppd.DataFrame)
+
+    def test_str_repr_format_match_the_real_object(self, session, frame):
+        p = session.wrap(frame, name="df")
+        assert str(p) == str(frame) and repr(p) == repr(frame)
+        assert format(session.wrap(np.float64(1.5), name="x"), ".2f") == "1.50"
+
+
+class TestBoundaries:
+    """Proxies handed to real library code arrive as real objects."""
+
+    def test_numpy_asarray_and_ufuncs(self, session, frame):
+        ns = {"df": frame, "np": np}
+        assert session.exec("np.asarray(df[['v']]).sum()", ns) == 6
+        assert pp.unwrap(session.exec("np.add(np.ones(3), df['v'])", ns)).tolist() == [2.0, 3.0, 4.0]
+        # a raw array meeting a proxy goes through __array_ufunc__: still mediated
+        direct = np.ones(3) + frame["v"]
+        assert pp.unwrap(np.ones(3) + session.wrap(frame, "df")["v"]).equals(direct)
+
+    def test_arrow_c_stream_and_polars_interop(self, session, frame):
+        ns = {"df": frame, "pa": pa, "pl": pl}
+        assert session.exec("pa.table(df).num_rows", ns) == 3
+        assert session.exec("pl.from_pandas(df).shape", ns) == (3, 2)
+        t = session.wrap(pl.DataFrame({"a": [1]}), "t")
+        assert pa.table(pp.unwrap(t)).num_rows == 1
+        assert pl.DataFrame(pa.table(t)).shape == (1, 1)  # raw library code given a proxy
+
+    def test_concat_merge_and_containers(self, session, frame):
+        ns = {"df": frame, "pd": pd, "pl": pl, "q": pl.DataFrame({"a": [1]})}
+        assert session.exec("pd.concat([df, df]).shape", ns) == (6, 2)
+        assert session.exec("df.merge(df, on='k').shape", ns) == (5, 3)
+        assert session.exec("pl.concat([q, q]).height", ns) == 2
+        assert session.exec("pd.DataFrame({'x': df['v']})['x'].sum()", ns) == 6
+
+    def test_copy_deepcopy_and_json(self, session, frame):
+        p = session.wrap(frame, name="df")
+        c = copy.copy(p)
+        d = copy.deepcopy(p)
+        assert pp.is_proxy(c) and pp.is_proxy(d) and pp.unwrap(d).equals(frame)
+        assert pp.unwrap(d) is not frame
+        ns = {"df": frame}
+        assert session.exec("import json\njson.dumps(df['v'].to_dict())", ns) == json.dumps({0: 1, 1: 2, 2: 3})
+
+    def test_proxies_inside_nested_containers_are_unwrapped(self, session, frame):
+        p = session.wrap(frame, name="df")
+        ppd = session.wrap(pd, name="pd")
+        out = ppd.concat({"left": p, "right": p})
+        assert pp.unwrap(out).shape == (6, 2)
+
+
+class TestSealing:
+    @pytest.mark.parametrize(
+        "code",
+        [
+            "df.__wrapped__",
+            "df._self_st",
+            "object.__getattribute__(df, '__wrapped__')",
+            "object.__getattribute__(df, '_self_st')",
+            "df.__dict__",
+            "df.__class__ = int",
+            "'{0.__wrapped__}'.format(df)",
+            "df.__reduce_ex__(2)",
+        ],
+    )
+    def test_internals_are_sealed(self, session, frame, code):
+        before = frame.copy()
+        with pytest.raises(pp.PolicyDenied, match="sealed"):
+            session.exec(code, {"df": frame})
+        assert frame.equals(before)
+
+    def test_sealed_error_tells_what_to_do(self, session, frame):
+        with pytest.raises(pp.PolicyDenied) as e:
+            session.exec("df.__wrapped__", {"df": frame})
+        assert "describe" in str(e.value) and e.value.rule == "membrane"
+
+
+class TestIdentityVersionsProvenance:
+    def test_same_object_same_proxy(self, session, frame):
+        p = session.wrap(frame, name="df")
+        assert session.wrap(frame, name="df") is p
+        assert p.columns is p.columns  # the same Index object comes back as the same proxy
+
+    def test_immutable_scalars_cross_as_themselves(self, session):
+        p = session.wrap(pd.Series([1.5, 2.5]), name="s")
+        total = p.sum()
+        assert type(total) is np.float64 and not pp.is_proxy(total)
+        assert type(p.name) is type(None) and p.shape == (2,)
+
+    def test_tuples_are_rebuilt_with_wrapped_members(self, session, frame):
+        p = session.wrap(frame, name="df")
+        name, col = next(iter(p.items()))
+        assert name == "k" and pp.is_proxy(col)
+
+    def test_provenance_path_reads_like_the_code(self, session, frame):
+        ns = {"df": frame}
+        session.exec("r = df.groupby('k')['v'].sum()", ns)
+        st = pp.proxy.state_of(ns["r"])
+        assert session._m.path(st.ref) == "$.df.groupby('k')['v'].sum()"
+
+    def test_derived_values_record_their_parent_ref_at_version(self, session, frame):
+        p = session.wrap(frame, name="df")
+        p["w"] = 1
+        col = p["v"]
+        rec = session.records[-1]
+        assert (rec.ref, rec.ver) == (pp.proxy.state_of(p).ref, 1)
+        assert rec.out.ref == pp.proxy.state_of(col).ref
+
+
+class TestErrors:
+    def test_pandas_errors_keep_type_and_message(self, session, frame):
+        with pytest.raises(KeyError) as got:
+            session.exec("df['missing']", {"df": frame})
+        with pytest.raises(KeyError) as want:
+            frame["missing"]
+        assert str(got.value) == str(want.value)
+
+    def test_traceback_ends_at_the_agents_line(self, session, frame):
+        code = "x = 1\ny = df['missing']\n"
+        with pytest.raises(KeyError) as e:
+            session.exec(code, {"df": frame})
+        frames = traceback.extract_tb(e.value.__traceback__)
+        assert frames[-1].filename.startswith("<agent") and frames[-1].lineno == 2
+        assert not any("pairproxy" in f.filename and f.name != "exec" for f in frames)
+
+    def test_exception_classes_from_proxied_modules_can_be_caught(self, session):
+        code = "try:\n    q.select(pl.col('nope'))\nexcept pl.exceptions.ColumnNotFoundError:\n    hit = True\n"
+        ns = {"q": pl.DataFrame({"a": [1]}), "pl": pl}
+        session.exec(code, ns)
+        assert ns["hit"] is True
+
+
+class TestExec:
+    def test_returns_the_last_expression_and_writes_back_bindings(self, session, frame):
+        ns = {"df": frame}
+        assert session.exec("n = len(df)\nn * 2", ns) == 6
+        assert ns["n"] == 3
+
+    def test_exec_and_exec_end_records_bracket_the_ops(self, session, frame):
+        session.exec("df.shape", {"df": frame})
+        assert O.kind(session.records[0]) == "exec" and session.records[0].code == "df.shape"
+        end = session.records[-1]
+        assert O.kind(end) == "exec.end" and end.error is None and end.ops >= 1
+
+    def test_describe_is_the_same_for_agent_and_owner(self, session, frame):
+        p = session.wrap(frame, name="df")
+        text = pp.describe(p)
+        assert text.splitlines()[0].startswith("pandas.DataFrame  $.df  ref")
+        assert "k                        str" in text or "k                        object" in text
+        assert pp.list_attrs(p) == sorted(n for n in dir(frame) if not n.startswith("_"))
+        assert pp.unwrap(pp.get_attr(p, "columns")).equals(frame.columns)
