@@ -158,7 +158,7 @@ class Membrane:
         self._t0 = time.time()
         self._p0 = _perf()
         self.asks: dict[int, dict[str, Any]] = {}
-        self._grants_once: dict[tuple[Any, ...], int] = {}
+        self._grants_once: dict[Any, int] = {}
         self._grants_always: set[tuple[Any, ...]] = set()
         self.max_ops: int | None = None
         self.wall_ns = 0
@@ -267,7 +267,7 @@ class Membrane:
 
     # --- grants -------------------------------------------------------------------------
 
-    def grant(self, ask: int, once: bool = True, exact: tuple[Any, ...] | None = None) -> None:
+    def grant(self, ask: int, once: bool = True, exact: str | None = None) -> None:
         info = self.asks[ask]
         info["state"] = "granted once" if once else "granted always"
         if once:
@@ -474,15 +474,17 @@ class Membrane:
 
     def _inbound_seq(self, a: Any, t: type) -> tuple[Any, O.Arg, int, str]:
         reals, encs, rights, cap = self._inbound_many(a)
-        same = all(r is x for r, x in zip(reals, a))
+        same = all(r is x for r, x in zip(reals, a, strict=True))
         value = a if same else t(reals)
         return value, O.Seq(t.__name__, encs), rights, cap
 
     def _inbound_dict(self, a: dict[Any, Any]) -> tuple[Any, O.Arg, int, str]:
         keys, kencs, r1, c1 = self._inbound_many(a.keys())
         vals, vencs, r2, c2 = self._inbound_many(a.values())
-        same = all(k is x for k, x in zip(keys, a)) and all(v is x for v, x in zip(vals, a.values()))
-        return (a if same else dict(zip(keys, vals))), O.Map(kencs, vencs), r1 & r2, c1 or c2
+        same = all(k is x for k, x in zip(keys, a, strict=True)) and all(
+            v is x for v, x in zip(vals, a.values(), strict=True)
+        )
+        return (a if same else dict(zip(keys, vals, strict=True))), O.Map(kencs, vencs), r1 & r2, c1 or c2
 
     def inbound_args(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -543,7 +545,7 @@ class Membrane:
             return v
         if t is list or t is tuple or t is set or t is frozenset:
             items = [self.deep_unwrap(x, depth + 1) for x in v]
-            return v if all(a is b for a, b in zip(items, v)) else t(items)
+            return v if all(a is b for a, b in zip(items, v, strict=True)) else t(items)
         if t is dict:
             return {self.deep_unwrap(k, depth + 1): self.deep_unwrap(x, depth + 1) for k, x in v.items()}
         return v
@@ -788,7 +790,7 @@ class Membrane:
         as a proxy (a root named after the module)."""
         mod = sys.modules.get(module)
         key = module_key(mod) if isinstance(mod, types.ModuleType) else TypeKey((module, "builtins.module"), module, True)
-        fields = {"module": module, "names": names}
+        fields: dict[str, Any] = {"module": module, "names": names}
         self.admit(None, "import", key, module, "import", ALL_RIGHTS, "", (), None,
                    O.Import, fields)
         p0 = _perf()

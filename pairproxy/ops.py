@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Union
-
 import msgspec
 
 #: Bumped when a record's meaning changes. New fields go at the end with defaults, so
@@ -53,7 +51,7 @@ class Slice(msgspec.Struct, frozen=True, tag="slice", gc=False):
     step: Arg = None
 
 
-Arg = Union[None, bool, int, float, str, Ref, Opaque, Seq, Map, Slice]
+Arg = None | bool | int | float | str | Ref | Opaque | Seq | Map | Slice
 
 
 class Fingerprint(msgspec.Struct, frozen=True, tag="fp", gc=False):
@@ -95,40 +93,40 @@ class Op(msgspec.Struct, frozen=True, tag_field="op", kw_only=True, gc=False, om
     prev: str = ""
 
 
-class Root(Op, tag="root"):
+class Root(Op, tag="root", frozen=True):
     """An object entering the session under a name (a notebook global, a module)."""
 
     name: str = ""
     type: str = ""
 
 
-class Attr(Op, tag="attr"):
+class Attr(Op, tag="attr", frozen=True):
     name: str = ""
 
 
-class SetAttr(Op, tag="setattr"):
+class SetAttr(Op, tag="setattr", frozen=True):
     name: str = ""
     value: Arg = None
 
 
-class DelAttr(Op, tag="delattr"):
+class DelAttr(Op, tag="delattr", frozen=True):
     name: str = ""
 
 
-class GetItem(Op, tag="getitem"):
+class GetItem(Op, tag="getitem", frozen=True):
     key: Arg = None
 
 
-class SetItem(Op, tag="setitem"):
+class SetItem(Op, tag="setitem", frozen=True):
     key: Arg = None
     value: Arg = None
 
 
-class DelItem(Op, tag="delitem"):
+class DelItem(Op, tag="delitem", frozen=True):
     key: Arg = None
 
 
-class Call(Op, tag="call"):
+class Call(Op, tag="call", frozen=True):
     """A call.  For a method (``df.sum()``) the target is the owner and ``name`` the method."""
 
     name: str = ""
@@ -136,114 +134,114 @@ class Call(Op, tag="call"):
     kwargs: dict[str, Arg] = {}
 
 
-class BinOp(Op, tag="binop"):
+class BinOp(Op, tag="binop", frozen=True):
     """Binary, reflected (``radd``), in-place (``iadd``) operators and comparisons."""
 
     name: str = ""
     other: Arg = None
 
 
-class UnOp(Op, tag="unop"):
+class UnOp(Op, tag="unop", frozen=True):
     """``-x``, ``+x``, ``abs``, ``~``, ``round(x, n)``, ``math.trunc/floor/ceil``."""
 
     name: str = ""
     arg: Arg = None
 
 
-class Iter(Op, tag="iter"):
+class Iter(Op, tag="iter", frozen=True):
     name: str = "iter"  # "iter" or "reversed"
 
 
-class Next(Op, tag="next"):
+class Next(Op, tag="next", frozen=True):
     pass
 
 
-class Len(Op, tag="len"):
+class Len(Op, tag="len", frozen=True):
     pass
 
 
-class Bool(Op, tag="bool"):
+class Bool(Op, tag="bool", frozen=True):
     pass
 
 
-class Contains(Op, tag="contains"):
+class Contains(Op, tag="contains", frozen=True):
     item: Arg = None
 
 
-class Convert(Op, tag="convert"):
+class Convert(Op, tag="convert", frozen=True):
     """str/repr/format/bytes/int/float/complex/index/hash/dir/copy and data protocols."""
 
     to: str = ""
     spec: Arg = None
 
 
-class With(Op, tag="with"):
+class With(Op, tag="with", frozen=True):
     name: str = ""  # enter, exit, aenter, aexit
 
 
-class Async(Op, tag="async"):
+class Async(Op, tag="async", frozen=True):
     name: str = ""  # await, aiter, anext
 
 
-class Import(Op, tag="import"):
+class Import(Op, tag="import", frozen=True):
     module: str = ""
     names: tuple[str, ...] = ()
 
 
-class Exec(Op, tag="exec"):
+class Exec(Op, tag="exec", frozen=True):
     """Agent code about to run (one scratchpad call or `Session.exec`)."""
 
     code: str = ""
 
 
-class ExecEnd(Op, tag="exec.end"):
+class ExecEnd(Op, tag="exec.end", frozen=True):
     """The end of an agent execution; ``error`` is set when it raised."""
 
     ops: int = 0
     message: str | None = None
 
 
-class CellCreate(Op, tag="cell.create"):
+class CellCreate(Op, tag="cell.create", frozen=True):
     code: str = ""
     before: str | None = None
     after: str | None = None
     name: str | None = None
 
 
-class CellEdit(Op, tag="cell.edit"):
+class CellEdit(Op, tag="cell.edit", frozen=True):
     cell: str = ""
     diff: str = ""
     name: str | None = None
 
 
-class CellDelete(Op, tag="cell.delete"):
+class CellDelete(Op, tag="cell.delete", frozen=True):
     cell: str = ""
 
 
-class CellMove(Op, tag="cell.move"):
+class CellMove(Op, tag="cell.move", frozen=True):
     cell: str = ""
     before: str | None = None
     after: str | None = None
 
 
-class CellRun(Op, tag="cell.run"):
+class CellRun(Op, tag="cell.run", frozen=True):
     cell: str = ""
 
 
-class PackagesAdd(Op, tag="packages.add"):
+class PackagesAdd(Op, tag="packages.add", frozen=True):
     specs: tuple[str, ...] = ()
 
 
-class PackagesRemove(Op, tag="packages.remove"):
+class PackagesRemove(Op, tag="packages.remove", frozen=True):
     specs: tuple[str, ...] = ()
 
 
-class UiSet(Op, tag="ui.set"):
+class UiSet(Op, tag="ui.set", frozen=True):
     element: str = ""
     value: Arg = None
 
 
-class PolicyEvent(Op, tag="policy"):
+class PolicyEvent(Op, tag="policy", frozen=True):
     """The policy changed (loaded, reloaded) or a reload was rejected (``error`` set)."""
 
     path: str = ""
@@ -251,18 +249,19 @@ class PolicyEvent(Op, tag="policy"):
     message: str = ""
 
 
-class Grant(Op, tag="grant"):
+class Grant(Op, tag="grant", frozen=True):
     """The owner answered an ``ask``: approval ``ask`` granted once, always, or denied."""
 
     ask: int = 0
     answer: str = ""
 
 
-AnyOp = Union[
-    Root, Attr, SetAttr, DelAttr, GetItem, SetItem, DelItem, Call, BinOp, UnOp, Iter, Next,
-    Len, Bool, Contains, Convert, With, Async, Import, Exec, ExecEnd, CellCreate, CellEdit,
-    CellDelete, CellMove, CellRun, PackagesAdd, PackagesRemove, UiSet, PolicyEvent, Grant,
-]
+AnyOp = (
+    Root | Attr | SetAttr | DelAttr | GetItem | SetItem | DelItem | Call | BinOp | UnOp | Iter
+    | Next | Len | Bool | Contains | Convert | With | Async | Import | Exec | ExecEnd
+    | CellCreate | CellEdit | CellDelete | CellMove | CellRun | PackagesAdd | PackagesRemove
+    | UiSet | PolicyEvent | Grant
+)
 
 #: Tag -> record class, for code that dispatches on kind names (policies, filters).
 KINDS: dict[str, type[Op]] = {
@@ -312,7 +311,7 @@ def render_arg(a: Arg, name_of: object = None) -> str:
         return f"{a.kind}({{{inner}}})" if a.kind == "frozenset" else f"{{{inner}}}"
     if isinstance(a, Map):
         pairs = ", ".join(
-            f"{render_arg(k, name_of)}: {render_arg(v, name_of)}" for k, v in zip(a.keys, a.values)
+            f"{render_arg(k, name_of)}: {render_arg(v, name_of)}" for k, v in zip(a.keys, a.values, strict=True)
         )
         return f"{{{pairs}}}"
     if isinstance(a, Slice):

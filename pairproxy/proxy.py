@@ -233,8 +233,8 @@ class Proxy(wrapt.BaseObjectProxy):  # type: ignore[misc]
 # the real operands, so Python's own dispatch (including the reflected fallback and the
 # exact TypeError text) happens once, on real objects, inside one op.
 
-_BINARY = "add sub mul matmul truediv floordiv mod pow lshift rshift and xor or divmod".split()
-_COMPARE = "lt le eq ne gt ge".split()
+_BINARY = ["add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "lshift", "rshift", "and", "xor", "or", "divmod"]
+_COMPARE = ["lt", "le", "eq", "ne", "gt", "ge"]
 _UNARY = {"neg": operator.neg, "pos": operator.pos, "abs": operator.abs, "invert": operator.invert}
 
 
@@ -295,7 +295,7 @@ def _math_unop(name: str) -> Any:
     return hook
 
 
-Proxy.__round__ = _round
+setattr(Proxy, "__round__", _round)
 for _n in ("trunc", "floor", "ceil"):
     setattr(Proxy, f"__{_n}__", _math_unop(_n))
 
@@ -360,23 +360,23 @@ _OPTIONAL = {
 
 # --- the sealed slot ------------------------------------------------------------------
 
-_SLOT = Proxy.__dict__["_self_st"]
+_SLOT: Any = vars(Proxy)["_self_st"]
 _get = _SLOT.__get__
 _set = _SLOT.__set__
 
 
-def _refuse_slot(self: Any) -> Any:
-    raise _sealed("'_self_st'")
+def _sealed_property(name: str) -> property:
+    def refuse(self: Any, *_: Any) -> Any:
+        raise _sealed(repr(name))
+
+    return property(refuse, refuse, refuse)
 
 
-def _refuse_wrapped(self: Any) -> Any:
-    raise _sealed("'__wrapped__'")
-
-
-Proxy._self_st = property(_refuse_slot, _refuse_slot, _refuse_slot)
-Proxy.__wrapped__ = property(_refuse_wrapped, _refuse_wrapped, _refuse_wrapped)
-for _n in ("__self_dict__", "__self_setattr__", "__object_proxy__"):
-    setattr(Proxy, _n, property(_refuse_slot, _refuse_slot, _refuse_slot))
+# Replacing the slot's descriptor (captured above) and wrapt's own accessors with
+# refusing properties seals them against every lookup route, object.__getattribute__
+# included; only this module holds the real descriptors.
+for _n in ("_self_st", "__wrapped__", "__self_dict__", "__self_setattr__", "__object_proxy__"):
+    setattr(Proxy, _n, _sealed_property(_n))
 
 #: Names a proxy refuses outright (through any route that reaches the proxy).
 _SEALED_NAMES = frozenset(

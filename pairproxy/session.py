@@ -18,6 +18,7 @@ from .membrane import PASS, Membrane, _perf, _qual, _type_kind
 from .proxy import PROXY_TYPES, _get
 
 AGENT_FILE_PREFIX = "<agent"
+AGENT_API = "pairproxy.agent"
 _LAST = "__pp_last__"
 _EXC = "__pp_exc__"
 _exec_numbers = itertools.count(1)
@@ -117,7 +118,8 @@ class Session:
             return value
         except BaseException as e:
             error = e
-            raise e.with_traceback(trim_traceback(e.__traceback__))
+            # the agent's own exception, re-raised with a shorter traceback (not a new one)
+            raise e.with_traceback(trim_traceback(e.__traceback__))  # noqa: B904
         finally:
             m.deadline_ns = None
             m.records.append(O.ExecEnd(
@@ -241,6 +243,11 @@ class Session:
             # `import a.b` binds `a`; `from a.b import c` needs `a.b` itself.
             return sys.modules[name] if names else mod
 
+        if name == AGENT_API:
+            # The inspection facade is handed over as itself (judged and recorded like
+            # any import): its functions need the proxies, not the real objects.
+            self._m.import_(name, names, do_import)
+            return sys.modules[AGENT_API]
         return self._m.import_(name, names, do_import)
 
     def __repr__(self) -> str:
@@ -311,7 +318,7 @@ def trim_traceback(tb: types.TracebackType | None) -> types.TracebackType | None
         cur = cur.tb_next
     if not frames:
         return tb
-    for a, b in zip(frames, frames[1:]):
+    for a, b in zip(frames, frames[1:], strict=False):
         a.tb_next = b
     frames[-1].tb_next = None
     return frames[0]

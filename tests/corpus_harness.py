@@ -92,7 +92,7 @@ def equal(a: Any, b: Any) -> bool:
     except ImportError:
         pass
     if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
     if hasattr(a, "collect") and hasattr(a, "explain"):  # a polars LazyFrame

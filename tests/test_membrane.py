@@ -45,7 +45,7 @@ class TestAttr:
     def test_missing_attribute_raises_the_native_error_and_is_recorded(self, session, frame):
         p = session.wrap(frame, name="df")
         with pytest.raises(AttributeError) as got:
-            p.no_such_column
+            p.no_such_column  # noqa: B018
         with pytest.raises(AttributeError) as want:
             frame.no_such_column  # noqa: B018
         assert str(got.value) == str(want.value)
