@@ -385,9 +385,9 @@ class Membrane:
             return O.Ref(st.ref, st.ver), px
         code = isinstance(res, _CODE_TYPES) or (parent.code and callable(res) and not code_call)
         owner = parent if via in VIEW_ATTRS else None
-        if via and t is types.ModuleType:
-            # ``pd.io.common.os``: reaching a module is an import, whatever the route
-            # (recorded as its own ``import`` op, before the op that reached it).
+        if t is types.ModuleType:
+            # ``pd.io.common.os``, ``f.__globals__["os"]``: reaching a module is an import,
+            # whatever the route (its own ``import`` op, before the op that reached it).
             px = self.import_(res.__name__, (), lambda: res)
             mst = _get(px)
             return O.Ref(mst.ref, mst.ver), px
