@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import inspect
 import itertools
 import os
 import sys
@@ -88,47 +89,78 @@ class Session:
         Namespace values are wrapped on the way in; names the code binds or rebinds land
         back in `namespace` (as proxies where they derive from proxied values).  Returns
         the value of the last expression statement, or None.  Exceptions propagate with
-        their own type and message; the traceback ends at the agent's own line.
+        their own type and message; the traceback ends at the agent's own line.  Code
+        with top-level ``await`` needs `aexec`.
         """
+        run = self._begin(code)
+        try:
+            self._prepare(run, code, namespace, allow_await=False)
+            exec(run.code, run.globals)
+        except BaseException as e:
+            # the agent's own exception, re-raised with a shorter traceback (not a new one)
+            raise self._failed(run, e)  # noqa: B904
+        return self._finish(run, namespace)
+
+    async def aexec(self, code: str, namespace: MutableMapping[str, Any]) -> Any:
+        """`exec` for code that may use top-level ``await`` (marimo code mode:
+        ``async with cm.get_context() as ctx: ...``)."""
+        run = self._begin(code)
+        try:
+            self._prepare(run, code, namespace, allow_await=True)
+            result = eval(run.code, run.globals)
+            if inspect.iscoroutine(result):
+                await result
+        except BaseException as e:
+            raise self._failed(run, e)  # noqa: B904
+        return self._finish(run, namespace)
+
+    def _begin(self, code: str) -> _Run:
         m = self._m
-        filename = f"{AGENT_FILE_PREFIX}:{next(_exec_numbers)}>"
         p0 = _perf()
         start = len(m.records)
         m.records.append(O.Exec(seq=start, t=m._now(p0), actor=m.actor, effect="exec",
                                 policy=m.phash, code=code))
         m._exec_start = start
+        return _Run(p0, start, f"{AGENT_FILE_PREFIX}:{next(_exec_numbers)}>")
+
+    def _prepare(self, run: _Run, code: str, namespace: MutableMapping[str, Any], allow_await: bool) -> None:
         self._reload_if_changed()
-        error: BaseException | None = None
-        try:
-            compiled = compile_agent(code, filename)
-            g = self._globals(namespace)
-            before = dict(g)
-            if m.wall_ns:
-                m.deadline_ns = _perf() + m.wall_ns
-            exec(compiled, g)
-            value = g.pop(_LAST, None)
-            for name, v in g.items():
-                if name in _HIDDEN_NAMES:
-                    continue
-                if name not in before or before[name] is not v:
-                    namespace[name] = v
-            for name in before:
-                if name not in g and name in namespace and name not in _HIDDEN_NAMES:
-                    del namespace[name]
-            return value
-        except BaseException as e:
-            error = e
-            # the agent's own exception, re-raised with a shorter traceback (not a new one)
-            raise e.with_traceback(trim_traceback(e.__traceback__))  # noqa: B904
-        finally:
-            m.deadline_ns = None
-            m.records.append(O.ExecEnd(
-                seq=len(m.records), t=m._now(_perf()), actor=m.actor, effect="exec",
-                policy=m.phash, dur=_perf() - p0, ops=len(m.records) - start - 1,
-                error=_qual(type(error)) if error is not None else None,
-                message=_short(str(error)) if error is not None else None,
-            ))
-            self.flush()
+        run.code = compile_agent(code, run.filename, allow_await)
+        run.globals = self._globals(namespace)
+        run.before = dict(run.globals)
+        if self._m.wall_ns:
+            self._m.deadline_ns = _perf() + self._m.wall_ns
+
+    def _failed(self, run: _Run, e: BaseException) -> BaseException:
+        """Record the failure; the exception to re-raise, its traceback trimmed to the
+        agent's own frames."""
+        self._end(run, e)
+        return e.with_traceback(trim_traceback(e.__traceback__))
+
+    def _finish(self, run: _Run, namespace: MutableMapping[str, Any]) -> Any:
+        g = run.globals
+        value = g.pop(_LAST, None)
+        for name, v in g.items():
+            if name in _HIDDEN_NAMES:
+                continue
+            if name not in run.before or run.before[name] is not v:
+                namespace[name] = v
+        for name in run.before:
+            if name not in g and name in namespace and name not in _HIDDEN_NAMES:
+                del namespace[name]
+        self._end(run, None)
+        return value
+
+    def _end(self, run: _Run, error: BaseException | None) -> None:
+        m = self._m
+        m.deadline_ns = None
+        m.records.append(O.ExecEnd(
+            seq=len(m.records), t=m._now(_perf()), actor=m.actor, effect="exec",
+            policy=m.phash, dur=_perf() - run.p0, ops=len(m.records) - run.start - 1,
+            error=_qual(type(error)) if error is not None else None,
+            message=_short(str(error)) if error is not None else None,
+        ))
+        self.flush()
 
     def flush(self) -> None:
         """Write buffered records to the log (done at the end of every `exec`)."""
@@ -257,6 +289,20 @@ class Session:
 _HIDDEN_NAMES = frozenset({"__builtins__", _LAST, _EXC})
 
 
+class _Run:
+    """One agent execution under way."""
+
+    __slots__ = ("p0", "start", "filename", "code", "globals", "before")
+
+    def __init__(self, p0: int, start: int, filename: str) -> None:
+        self.p0 = p0
+        self.start = start
+        self.filename = filename
+        self.code: Any = None
+        self.globals: dict[str, Any] = {}
+        self.before: dict[str, Any] = {}
+
+
 def _exception_types(spec: Any) -> Any:
     """`except` needs real exception classes: unwrap proxied ones (``pl.exceptions.X``)."""
     if type(spec) in PROXY_TYPES:
@@ -291,8 +337,10 @@ class _AgentTransform(ast.NodeTransformer):
         return node
 
 
-def compile_agent(code: str, filename: str) -> types.CodeType:
-    """Compile agent code like a notebook cell: the last expression's value is kept."""
+def compile_agent(code: str, filename: str, allow_await: bool = False) -> types.CodeType:
+    """Compile agent code like a notebook cell: the last expression's value is kept.
+    With `allow_await`, top-level ``await`` is allowed (the code object is then run
+    with ``eval`` and may return a coroutine)."""
     tree = ast.parse(code, filename, "exec")
     tree = _AgentTransform().visit(tree)
     if tree.body and isinstance(tree.body[-1], ast.Expr):
@@ -301,7 +349,8 @@ def compile_agent(code: str, filename: str) -> types.CodeType:
             ast.Assign(targets=[ast.Name(_LAST, ast.Store())], value=last.value), last
         )
     ast.fix_missing_locations(tree)
-    return compile(tree, filename, "exec", dont_inherit=True)
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if allow_await else 0
+    return compile(tree, filename, "exec", flags=flags, dont_inherit=True)
 
 
 def trim_traceback(tb: types.TracebackType | None) -> types.TracebackType | None:

@@ -336,3 +336,19 @@ class TestExec:
         assert "k                        str" in text or "k                        object" in text
         assert pp.list_attrs(p) == sorted(n for n in dir(frame) if not n.startswith("_"))
         assert pp.unwrap(pp.get_attr(p, "columns")).equals(frame.columns)
+
+
+class TestAsyncExec:
+    def test_top_level_await_runs_and_records(self, session, frame):
+        import asyncio
+
+        ns = {"df": frame}
+        code = "import asyncio\nawait asyncio.sleep(0)\nn = len(df)\nn + 1"
+        assert asyncio.run(session.aexec(code, ns)) == 4
+        assert ns["n"] == 3
+        assert O.kind(session.records[-1]) == "exec.end" and session.records[-1].error is None
+
+    def test_plain_exec_rejects_top_level_await(self, session):
+        with pytest.raises(SyntaxError):
+            session.exec("import asyncio\nawait asyncio.sleep(0)", {})
+        assert session.records[-1].error == "SyntaxError"

@@ -1,0 +1,1 @@
+"""Escape corpus for pairproxy: see README.md."""
