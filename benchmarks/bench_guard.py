@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pairproxy as pp
-from pairproxy import guard, session as session_mod
+from pairproxy import guard
+from pairproxy import session as session_mod
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 

@@ -19,8 +19,17 @@ def load_policy(path):  # type: ignore[no-untyped-def]
     return _load(path)
 
 
+def mirror(session=None, **options):  # type: ignore[no-untyped-def]
+    """The mirror panel, for a marimo notebook cell: what the agent does, live, with
+    approvals and the policy editor (`pairproxy.marimo.mirror`).  Imported on first use,
+    so importing pairproxy stays light."""
+    from .marimo.mirror import mirror as _mirror
+
+    return _mirror(session, **options)
+
+
 __all__ = [
     "LogError", "PolicyDenied", "PolicyError", "ResourceLimit", "Session", "__version__",
-    "describe", "get_attr", "is_proxy", "list_attrs", "load_policy", "ops", "read_log",
+    "describe", "get_attr", "is_proxy", "list_attrs", "load_policy", "mirror", "ops", "read_log",
     "unwrap",
 ]

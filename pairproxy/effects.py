@@ -91,8 +91,33 @@ def module_key(mod: types.ModuleType) -> TypeKey:
     return key
 
 
+_CLASS_KEYS: dict[type, TypeKey] = {}
+
+
+def class_key(cls: type) -> TypeKey:
+    """The key of a class *object* (``pd.DataFrame`` itself, not an instance): the class's
+    own names through its MRO, then its metaclass's.  Calls through the class
+    (``pd.DataFrame.to_csv(df, "x.csv")``) are thereby classified and judged like the
+    same method called on an instance."""
+    key = _CLASS_KEYS.get(cls)
+    if key is None:
+        own = type_key(cls).names
+        meta = type_key(type(cls))
+        names = own + tuple(n for n in meta.names if n not in own)
+        key = _CLASS_KEYS[cls] = TypeKey(names, meta.display, False)
+    return key
+
+
 def key_of(obj: Any) -> TypeKey:
-    return module_key(obj) if type(obj) is types.ModuleType else type_key(type(obj))
+    t = type(obj)
+    if t is types.ModuleType:
+        return module_key(obj)
+    if isinstance(obj, type):
+        try:
+            return class_key(obj)
+        except TypeError:  # a metaclass with an unhashable __eq__: key by the metaclass
+            return type_key(t)
+    return type_key(t)
 
 
 # --- the catalogue ---------------------------------------------------------------------
@@ -133,6 +158,8 @@ BUILTIN_CATALOGUE: list[Entry] = [
     ("numpy.ndarray", "tofile|dump", "io", None),
     ("numpy", "load|save|savez|savez_compressed|savetxt|loadtxt|genfromtxt|fromfile|memmap|fromregex", "io", None),
     ("numpy", "copyto|put|place|putmask|fill_diagonal|put_along_axis|seterr|set_printoptions", "mutate", None),
+    ("numpy.ufunc", "at", "mutate", None),
+    ("numpy.random*", "shuffle", "mutate", None),
     ("numpy.ctypeslib", "*", "exec", None),
     ("numpy.lib.format", "*", "io", None),
     # polars
@@ -150,7 +177,15 @@ BUILTIN_CATALOGUE: list[Entry] = [
     ("pathlib.*Path", "write_*|unlink|mkdir|rmdir|rename|replace|touch|chmod|symlink_to|hardlink_to|open|read_*|iterdir|glob|rglob", "io", None),
     ("subprocess|ctypes*|gc|inspect|sys|signal|threading|multiprocessing*|code|codeop|pty|runpy|marshal|pdb|atexit|resource", "*", "exec", None),
     ("pickle|copyreg|shelve|dill|cloudpickle|joblib", "load|loads|Unpickler|*", "exec", None),
-    ("builtins.function|builtins.builtin_function_or_method", "*", "compute", None),
+    # registering accessors/namespaces changes library classes for everyone
+    ("pandas*", "register_*_accessor", "mutate", None),
+    ("polars*", "register_*_namespace", "mutate", None),
+    # functions that change their arguments
+    ("operator", "setitem|delitem|iadd|iand|iconcat|ifloordiv|ilshift|imod|imul|imatmul|ior|ipow|irshift|isub|itruediv|ixor|__setitem__|__delitem__|__i*__", "mutate", None),
+    ("random", "shuffle|seed|setstate", "mutate", None),
+    ("heapq", "heappush|heappop|heapify|heapreplace|heappushpop", "mutate", None),
+    ("bisect", "insort*", "mutate", None),
+    ("builtins", "setattr|delattr", "mutate", None),
 ]
 
 #: Owners whose un-catalogued calls are pure computation.  Anything else is ``unknown``.
@@ -165,6 +200,48 @@ PURE_FAMILIES = (
 #: In-place keyword arguments that turn any call into a mutation.
 INPLACE_KWARGS = ("inplace", "in_place")
 
+#: Output-buffer keyword arguments (numpy's ``out=``): given a value, the call writes
+#: into that object, so it is a mutation (``np.add(a, 1, out=a)``, ``a.clip(0, 1, out=a)``).
+OUT_KWARGS = ("out",)
+
+#: The effects each op kind can carry, as the membrane lowers them.  A policy rule that
+#: pairs a kind with an effect outside its set can never match (``pairproxy policy check``).
+KIND_EFFECTS: dict[str, frozenset[str]] = {
+    "attr": frozenset({"read"}),
+    "getitem": frozenset({"read"}),
+    "iter": frozenset({"read"}),
+    "next": frozenset({"read"}),
+    "len": frozenset({"read"}),
+    "bool": frozenset({"read"}),
+    "contains": frozenset({"read"}),
+    "setattr": frozenset({"mutate"}),
+    "delattr": frozenset({"mutate"}),
+    "setitem": frozenset({"mutate"}),
+    "delitem": frozenset({"mutate"}),
+    "call": frozenset(EFFECTS) - {"notebook"},
+    "binop": frozenset({"compute", "mutate"}),
+    "unop": frozenset({"compute"}),
+    "convert": frozenset({"read", "compute"}),
+    "with": frozenset({"unknown"}),
+    "async": frozenset({"read", "unknown"}),
+    "import": frozenset({"import"}),
+    "cell.create": frozenset({"notebook"}),
+    "cell.edit": frozenset({"notebook"}),
+    "cell.delete": frozenset({"notebook"}),
+    "cell.move": frozenset({"notebook"}),
+    "cell.run": frozenset({"notebook"}),
+    "packages.add": frozenset({"notebook"}),
+    "packages.remove": frozenset({"notebook"}),
+    "ui.set": frozenset({"notebook"}),
+}
+
+#: Kinds whose member name is always empty (``df[k]``, ``len(df)``): a rule's ``name``
+#: matcher is compared with "".
+NAMELESS_KINDS = frozenset({"getitem", "setitem", "delitem", "len", "bool", "contains", "next"})
+
+#: The key notebook ops (code mode: cells, packages, UI values) are judged under.
+NOTEBOOK_KEY = TypeKey(("notebook",), "notebook", False)
+
 
 def _split(glob: str) -> list[str]:
     return glob.split("|")
@@ -175,29 +252,38 @@ def _matches(name: str, globs: list[str]) -> bool:
 
 
 class Catalogue:
-    """Classifies ops into effects; cached per (type key, kind, member)."""
+    """Classifies ops into effects; cached per (type key, member).
+
+    Args:
+        extra: the owner's entries (a policy file's ``[[effect]]`` tables).  They are
+            consulted first, through the whole MRO, before any built-in entry: an owner's
+            entry for ``pandas.core.generic.NDFrame`` beats the built-in ``pandas.*`` one.
+    """
 
     def __init__(self, extra: Iterable[Entry] = ()) -> None:
-        self._entries = [
-            (_split(owner), _split(member), effect, param)
-            for owner, member, effect, param in (*extra, *BUILTIN_CATALOGUE)
-        ]
+        def compile_(entries: Iterable[Entry]) -> list[tuple[list[str], list[str], str, str | None]]:
+            return [(_split(o), _split(m), effect, param) for o, m, effect, param in entries]
+
+        self.extra = list(extra)
+        self._tiers = [t for t in (compile_(self.extra), compile_(BUILTIN_CATALOGUE)) if t]
         self._pure = list(PURE_FAMILIES)
-        self._cache: dict[tuple[int, str], tuple[str, str | None]] = {}
+        # keyed by the TypeKey itself (identity hash): holding it keeps its id unique
+        self._cache: dict[tuple[TypeKey, str], tuple[str, str | None]] = {}
 
     def static(self, key: TypeKey, member: str) -> tuple[str, str | None]:
         """(effect, path parameter) of calling `member` on an owner with `key`."""
-        ck = (id(key), member)
+        ck = (key, member)
         hit = self._cache.get(ck)
         if hit is None:
             hit = self._cache[ck] = self._lookup(key, member)
         return hit
 
     def _lookup(self, key: TypeKey, member: str) -> tuple[str, str | None]:
-        for owner_name in key.names:
-            for owners, members, effect, param in self._entries:
-                if _matches(owner_name, owners) and _matches(member, members):
-                    return effect, param
+        for entries in self._tiers:
+            for owner_name in key.names:
+                for owners, members, effect, param in entries:
+                    if _matches(owner_name, owners) and _matches(member, members):
+                        return effect, param
         if member.startswith("__") and member.endswith("__"):
             # Explicit dunder calls (``x.__setitem__(k, v)``) mean what the operator means.
             if member in ("__setitem__", "__delitem__", "__setattr__", "__delattr__", "__set__", "__delete__"):
@@ -219,13 +305,50 @@ class Catalogue:
             for name in INPLACE_KWARGS:
                 if kwargs.get(name) is True:
                     return "mutate"
+            if kwargs.get("out") is not None and effect == "compute":
+                return "mutate"  # numpy's out= writes into an existing array
+            for name in OUT_KWARGS:
+                if kwargs.get(name) is not None and effect in ("read", "compute"):
+                    return "mutate"
         if param is not None and not args and kwargs.get(param) is None:
             return "compute"
         return effect
 
 
 _INPLACE_NAMES = frozenset(
-    "add sub mul matmul truediv floordiv mod pow lshift rshift and xor or".split()
+    ["add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "lshift", "rshift", "and", "xor", "or"]
 )
 
 DEFAULT = Catalogue()
+
+
+def resolve_key(name: str) -> TypeKey:
+    """The `TypeKey` for a qualified name typed by a person (``pandas.DataFrame``,
+    ``pandas`` for the module): the real type's key when it can be imported, else a key
+    carrying just that name.  Owner-side only (``pairproxy policy explain``): it imports.
+
+    Examples:
+        >>> resolve_key("pandas.DataFrame").names[0]
+        'pandas.DataFrame'
+    """
+    import importlib
+
+    if name == "notebook":
+        return NOTEBOOK_KEY
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        modname = ".".join(parts[:i])
+        try:
+            obj: Any = importlib.import_module(modname)
+        except Exception:  # not a module (or broken): try a shorter prefix
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr, None)
+            if obj is None:
+                break
+        if isinstance(obj, type):
+            return type_key(obj)
+        if isinstance(obj, types.ModuleType) and i == len(parts):
+            return module_key(obj)
+        break
+    return TypeKey((name,), name, False)

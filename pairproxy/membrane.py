@@ -20,8 +20,12 @@ from collections.abc import Callable
 from typing import Any
 
 from . import ops as O
-from .effects import ALL_RIGHTS, BIT, DEFAULT, Catalogue, TypeKey, key_of, module_key, rights_names
+from .effects import ALL_RIGHTS, BIT, DEFAULT, Catalogue, TypeKey, key_of, module_key
 from .errors import PolicyDenied, ResourceLimit
+from .fingerprint import BATCH as FP_BATCH
+from .fingerprint import apply_pending
+from .guard import is_agent_type
+from .outbound import Outbound, outbound_object, unwrap_outbound
 from .proxy import BINOP_FUNCS, PROXY_TYPES, State, _get, new_proxy
 
 _perf = time.perf_counter_ns
@@ -116,6 +120,7 @@ class Verdict:
 
 
 ALLOW = Verdict("allow")
+_NO_FAST: dict[Any, str] = {}
 
 #: What to suggest when an effect is refused and the rule gave no hint.
 EFFECT_HINTS = {
@@ -131,6 +136,18 @@ EFFECT_HINTS = {
     "notebook": "describe the change you want and ask the notebook owner",
     "unknown": "use the object's documented pandas/polars/numpy API, or ask the owner "
     "to classify this call in the policy",
+}
+
+#: How a capability refusal reads, per effect the value lacks the right for.
+CANNOT = {
+    "read": "cannot be read",
+    "compute": "cannot be computed on",
+    "mutate": "cannot be changed in place",
+    "io": "cannot be written out or read from files",
+    "exec": "cannot be evaluated as code",
+    "import": "cannot import modules",
+    "notebook": "cannot change the notebook",
+    "unknown": "cannot go through calls pairproxy cannot classify",
 }
 
 #: Attribute names that return a view acting on their owner (mutations bump the owner).
@@ -176,9 +193,43 @@ class Membrane:
     # --- policy -------------------------------------------------------------------------
 
     def set_policy(self, policy: Any) -> None:
+        changed = getattr(self, "policy", None) is not None or policy is not None
         self.policy = policy
         self.phash = getattr(policy, "hash", "") if policy is not None else ""
         self.catalogue: Catalogue = getattr(policy, "catalogue", None) or DEFAULT
+        # (type key, name, root) -> rule for attribute reads the policy allows whatever
+        # the arguments: `attr` skips `admit` for them (see Policy.fast_attrs).
+        # The policy fills it in place, so keep its own (possibly empty) dict.
+        fast = getattr(policy, "fast_attrs", None) if policy is not None else None
+        self.fast_attrs: dict[tuple[TypeKey, str, str], str] = fast if fast is not None else _NO_FAST
+        if changed and self._by_id:
+            self._rederive_rights()
+
+    def _rederive_rights(self) -> None:
+        """After a policy change, every live value takes its root's new rights (rights
+        come from the root rule; a value derived from several roots takes its first
+        root's).  Ops from the next one on are judged with them."""
+        policy = self.policy
+        for px in self._by_id.values():
+            st = _get(px)
+            if policy is None:
+                st.rights, st.cap = ALL_RIGHTS, ""
+                continue
+            root_px = self._roots.get(st.root)
+            root_obj = _get(root_px).obj if root_px is not None else st.obj
+            st.rights, st.cap = policy.root_rights(st.root, root_obj)
+
+    all_rights = ALL_RIGHTS
+
+    def now_ns(self) -> int:
+        return _perf()
+
+    def member_state(self, parent: State, name: str, value: Any) -> State:
+        """A state for `value` reached as member `name` of `parent`, without an op (used
+        for the policy-judged builtins: calling them is the op)."""
+        st = self._new_state(value, parent.rights, parent.cap, parent.root, None, name, False, True)
+        st.pkey = parent.key
+        return st
 
     def _now(self, p0: int) -> float:
         return self._t0 + (p0 - self._p0) * 1e-9
@@ -197,10 +248,11 @@ class Membrane:
         if self.max_ops is not None:
             self._check_budget()
         if not BIT[effect] & have:
+            root = f"$.{st.root}" if st is not None and st.root else "the notebook object it comes from"
             v = Verdict(
                 "deny", cap or "capability",
-                f"this value is derived from a notebook object this policy lets the agent "
-                f"only {'/'.join(rights_names(have)) or 'not touch'}",
+                f"{root} is a notebook object, and under this policy it and every value derived "
+                f"from it (copies, columns, arrays, results included) {CANNOT.get(effect, f'may not {effect}')}",
                 EFFECT_HINTS.get(effect, ""),
             )
             self._refuse(st, kind, member, effect, v, cls, fields)
@@ -215,16 +267,18 @@ class Membrane:
             gk = (kind, root, key.display, member)
             if gk in self._grants_always:
                 return Verdict("allow", v.rule, "standing grant")
-            exact = self._op_text(st, cls, fields)
+            exact = self._op_key(st, cls, fields)
             if self._grants_once.get(exact):
                 self._grants_once[exact] -= 1
                 return Verdict("allow", v.rule, "granted once")
         self._refuse(st, kind, member, effect, v, cls, fields)
         raise AssertionError("unreachable")
 
-    def _op_text(self, st: State | None, cls: Any, fields: dict[str, Any] | None) -> str:
+    def _op_key(self, st: State | None, cls: Any, fields: dict[str, Any] | None) -> bytes:
+        """What a one-time grant is for: this exact op (kind, target, every argument in
+        full), not its rendered text, which shortens long arguments such as cell code."""
         rec = cls(seq=0, t=0.0, ref=st.ref if st is not None else 0, **(fields or {}))
-        return O.render(rec, self.path(st.ref) if st is not None else "", self._short_name)
+        return _ENCODE(rec)
 
     def _check_budget(self) -> None:
         n = len(self.records) - self._exec_start
@@ -252,12 +306,13 @@ class Membrane:
         )
         self.records.append(rec)
         text = O.render(rec, self.path(st.ref) if st is not None else "", self._short_name)
+        exact = self._op_key(st, cls, fields if fields is not None else {"name": member})
         ask = None
         if v.decision == "ask":
             ask = len(self.asks) + 1
             self.asks[ask] = {
                 "seq": rec.seq, "key": (kind, st.root if st else "", _display(st), member),
-                "exact": text, "text": text, "rule": v.rule, "reason": v.reason,
+                "exact": exact, "text": text, "rule": v.rule, "reason": v.reason,
                 "state": "pending",
             }
         raise PolicyDenied(
@@ -267,7 +322,7 @@ class Membrane:
 
     # --- grants -------------------------------------------------------------------------
 
-    def grant(self, ask: int, once: bool = True, exact: str | None = None) -> None:
+    def grant(self, ask: int, once: bool = True, exact: bytes | None = None) -> None:
         info = self.asks[ask]
         info["state"] = "granted once" if once else "granted always"
         if once:
@@ -345,6 +400,8 @@ class Membrane:
         )
         self._origin[st.ref] = rec
         self.records.append(rec)
+        if self.fingerprints:  # replay checks rebuilt roots against these
+            self.pending_fp.append((rec.seq, obj))
         return px
 
     def _new_state(
@@ -371,11 +428,24 @@ class Membrane:
         if t in PROXY_TYPES:  # real code handed back one of our proxies
             st = _get(res)
             return O.Ref(st.ref, st.ver), res
+        if issubclass(t, Outbound):  # one of the agent's own objects, coming home
+            return O.Opaque(_qual(t), "agent object"), unwrap_outbound(res)
         if k == METHOD and getattr(res, "__self__", None) is parent.obj:
             # A bound method acts on its owner: calls are judged and versioned there.
+            # One proxy per (owner, name) while the method is the same (``df.sum`` twice
+            # is the same proxy; a method replaced on the class gets a new one).
+            cache = parent.methods
+            if cache is None:
+                cache = parent.methods = {}
+            px = cache.get(via)
+            if px is not None:
+                mst = _get(px)
+                if mst.obj == res:
+                    return O.Ref(mst.ref, 0), px
             st = self._new_state(res, parent.rights, parent.cap, parent.root, parent, via, True)
             self._origin[st.ref] = seq
-            return O.Ref(st.ref, 0, st.key.display), new_proxy(st)
+            px = cache[via] = new_proxy(st)
+            return O.Ref(st.ref, 0, st.key.display), px
         px = self._by_id.get(id(res))
         if px is not None:
             st = _get(px)
@@ -398,7 +468,10 @@ class Membrane:
         by_id[id(res)] = px
         self._origin[st.ref] = seq
         if self.fingerprints:
-            self.pending_fp.append((seq, res))
+            pending = self.pending_fp
+            pending.append((seq, res))
+            if len(pending) >= FP_BATCH:  # a long loop: do not keep every result alive
+                apply_pending(self.records, pending)
         if len(by_id) > self._sweep_at:
             self.sweep()
         return O.Ref(st.ref, 0, st.key.display), px
@@ -445,7 +518,18 @@ class Membrane:
         t = type(a)
         if t in PROXY_TYPES:
             st = _get(a)
-            return st.obj, O.Ref(st.ref, st.ver), (ALL_RIGHTS if st.code else st.rights), st.cap
+            obj = st.obj
+            if (st.code or st.method) and callable(obj) and self._callable_effect(st) not in _PURE_EFFECTS:
+                # A writer or other effectful callable handed to real code
+                # (``df.pipe(pd.DataFrame.to_csv, path)``): real code gets a stand-in that
+                # calls back through the proxy, so the call is judged when it happens.
+                return self._mediated(a), O.Ref(st.ref, st.ver), ALL_RIGHTS, ""
+            if not st.rights & _MUTATE and type(obj) is _ndarray and obj.flags.writeable:
+                # Real code given a read-only value's array gets a read-only view: a write
+                # it attempts fails in numpy, whatever the catalogue says about the call.
+                obj = obj.view()
+                obj.flags.writeable = False
+            return obj, O.Ref(st.ref, st.ver), (ALL_RIGHTS if st.code else st.rights), st.cap
         if t is str or t is int or t is float or t is bool or a is None:
             return a, literal(a), ALL_RIGHTS, ""
         if t is list or t is tuple or t is set or t is frozenset:
@@ -455,8 +539,17 @@ class Membrane:
         if t is slice:
             (start, stop, step), encs, rights, cap = self._inbound_many((a.start, a.stop, a.step))
             return slice(start, stop, step), O.Slice(*encs), rights, cap
-        if t is types.FunctionType or t is types.MethodType or t is functools.partial:
+        if (
+            t is types.FunctionType or t is types.MethodType or t is functools.partial
+            or (t is types.BuiltinMethodType and not isinstance(getattr(a, "__self__", None), (types.ModuleType, type(None))))
+        ):
+            # Agent functions, and bound methods of the agent's own objects
+            # (``df.pipe(stash.append)``): what real code passes them is wrapped first.
             return self._outbound(a), O.Opaque("function", getattr(a, "__qualname__", "?")), ALL_RIGHTS, ""
+        if is_agent_type(t):
+            return outbound_object(a, self), O.Opaque(_qual(t), "agent object"), ALL_RIGHTS, ""
+        if isinstance(a, type) and is_agent_type(a):
+            return self._outbound(a), O.Opaque("class", a.__qualname__), ALL_RIGHTS, ""
         return a, literal(a), ALL_RIGHTS, ""
 
     def _inbound_many(self, items: Any) -> tuple[list[Any], list[O.Arg], int, str]:
@@ -489,6 +582,18 @@ class Membrane:
     def inbound_args(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[tuple[Any, ...], dict[str, Any], tuple[O.Arg, ...], dict[str, O.Arg], int, str]:
+        if not kwargs:
+            # Fast path: literals only (``df.groupby("k")``, ``xs.count(1)``) cross as
+            # themselves and are their own record values.
+            for a in args:
+                t = type(a)
+                if not (
+                    t is str and len(a) <= 256 or t is bool or a is None
+                    or (t is int and -_I64 <= a < _I64) or (t is float and a - a == 0.0)
+                ):
+                    break
+            else:
+                return args, kwargs, args, {}, ALL_RIGHTS, ""
         reals, encs, rights, cap = self._inbound_many(args)
         kreal: dict[str, Any] = {}
         kenc: dict[str, O.Arg] = {}
@@ -500,6 +605,28 @@ class Membrane:
                 cap = c
             rights &= rr
         return tuple(reals), kreal, tuple(encs), kenc, rights, cap
+
+    def _callable_effect(self, st: State) -> str:
+        if st.method and st.owner is not None:
+            return self.catalogue.static(st.owner.key, st.via)[0]
+        key, member = (st.pkey, st.via) if st.pkey is not None else _home(st.obj)
+        return self.catalogue.static(key, member)[0]
+
+    def _mediated(self, proxy: Any) -> Any:
+        """A stand-in for a proxied callable that real code will call: each call is an op
+        on the proxy (judged and recorded), with real code's arguments wrapped."""
+        membrane = self
+
+        def mediated(*args: Any, **kwargs: Any) -> Any:
+            ctx = membrane._callback_ctx
+            parent, rights, cap = ctx[-1] if ctx else (None, ALL_RIGHTS, "")
+            name = "callable"
+            wa = tuple(membrane.callback_value(a, parent, name, rights, cap) for a in args)
+            wk = {k: membrane.callback_value(v, parent, name, rights, cap) for k, v in kwargs.items()}
+            return membrane.deep_unwrap(proxy(*wa, **wk))
+
+        mediated.__name__ = getattr(_get(proxy).obj, "__name__", "callable")
+        return mediated
 
     def _outbound(self, fn: Any) -> Any:
         """Wrap an agent callable handed to real code (``df.apply(lambda r: ...)``)."""
@@ -541,6 +668,8 @@ class Membrane:
         t = type(v)
         if t in PROXY_TYPES:
             return _get(v).obj
+        if is_agent_type(t):
+            return outbound_object(v, self)
         if depth > 8:
             return v
         if t is list or t is tuple or t is set or t is frozenset:
@@ -553,10 +682,15 @@ class Membrane:
     # --- the ops ------------------------------------------------------------------------
 
     def attr(self, st: State, name: str) -> Any:
-        # The hottest path: kept flat on purpose (no generic helper call).
+        # The hottest path: kept flat on purpose (no generic helper call).  Reads the
+        # policy allows unconditionally skip `admit` (one dict probe) when no budget is
+        # set and the capability has the read bit.
+        rule = ""
         if self.policy is not None or self.max_ops is not None or not st.rights & 1:
-            self.admit(st, "attr", st.key, name, "read", st.rights, st.cap, (), None,
-                       O.Attr, {"name": name})
+            rule = self.fast_attrs.get((st.key, name, st.root))  # type: ignore[assignment]
+            if rule is None or self.max_ops is not None or not st.rights & 1:
+                rule = self.admit(st, "attr", st.key, name, "read", st.rights, st.cap, (), None,
+                                  O.Attr, {"name": name}).rule
         p0 = _perf()
         try:
             res = getattr(st.obj, name)
@@ -564,34 +698,45 @@ class Membrane:
             self._failed(O.Attr, st, p0, e, {"name": name})
             raise
         recs = self.records
-        out, val = self.out(res, st, name, st.rights, st.cap, len(recs))
-        recs.append(O.Attr(
-            seq=len(recs), t=self._t0 + (p0 - self._p0) * 1e-9, actor=self.actor, ref=st.ref,
-            ver=st.ver, policy=self.phash, out=out, dur=_perf() - p0, name=name,
+        t = type(res)
+        if (
+            t is bool or res is None or (t is int and -_I64 <= res < _I64)
+            or (t is float and res - res == 0.0) or (t is str and len(res) <= 256)
+        ):
+            out: O.Arg = res  # a literal crosses as itself (inlined `out` for speed)
+            val = res
+        else:
+            out, val = self.out(res, st, name, st.rights, st.cap, len(recs))
+        # Positional, in `ops.Attr` field order: seq t actor ref ver effect decision rule
+        # policy out dur error fp prev name.
+        recs.append(_Attr(
+            len(recs), self._t0 + (p0 - self._p0) * 1e-9, self.actor, st.ref, st.ver, "read",
+            "allow", rule, self.phash, out, _perf() - p0, None, None, "", name,
         ))
         return val
 
     def protocol_attr(self, st: State, name: str) -> Any:
         """A data-interchange protocol attribute for real library code: the raw value."""
-        self.admit(st, "convert", st.key, name, "read", st.rights, st.cap, (), None,
-                   O.Convert, {"to": name})
+        v = self.admit(st, "convert", st.key, name, "read", st.rights, st.cap, (), None,
+                       O.Convert, {"to": name})
         p0 = _perf()
         try:
             res = getattr(st.obj, name)
         except BaseException as e:
             self._failed(O.Convert, st, p0, e, {"to": name})
             raise
-        self._record(O.Convert, st, p0, "read", O.Opaque(_qual(type(res)), ""), {"to": name})
+        self._record(O.Convert, st, p0, "read", O.Opaque(_qual(type(res)), ""), {"to": name},
+                     rule=v.rule)
         return res
 
     def _record(
         self, cls: Any, st: State, p0: int, effect: str, out: O.Arg, fields: dict[str, Any],
-        ver: int | None = None,
+        ver: int | None = None, rule: str = "",
     ) -> O.Op:
         rec = cls(
             seq=len(self.records), t=self._now(p0), actor=self.actor, ref=st.ref,
-            ver=st.ver if ver is None else ver, effect=effect, policy=self.phash, out=out,
-            dur=_perf() - p0, **fields,
+            ver=st.ver if ver is None else ver, effect=effect, rule=rule, policy=self.phash,
+            out=out, dur=_perf() - p0, **fields,
         )
         self.records.append(rec)
         return rec  # type: ignore[no-any-return]
@@ -613,7 +758,10 @@ class Membrane:
         named by the record (a method's owner), `st` the proxy the op came through;
         `key` is what the policy matches (default: the target's type)."""
         tgt = target or st
-        self.admit(tgt, kind, key or tgt.key, member, effect, have, cap, args, kwargs, cls, fields)
+        if self.policy is None and self.max_ops is None and BIT[effect] & have:
+            rule = ""  # nothing to judge: skip `admit` (the per-op fast path)
+        else:
+            rule = self.admit(tgt, kind, key or tgt.key, member, effect, have, cap, args, kwargs, cls, fields).rule
         p0 = _perf()
         ver = tgt.ver
         try:
@@ -623,11 +771,23 @@ class Membrane:
             raise
         if bump:
             self.bump(tgt)
-        if wrap_out:
+        t = type(res)
+        if (
+            t is bool or res is None or (t is int and -_I64 <= res < _I64)
+            or (t is float and res - res == 0.0) or (t is str and len(res) <= 256)
+        ):
+            out: O.Arg = res  # a literal crosses as itself
+            val = res
+        elif wrap_out:
             out, val = self.out(res, tgt, via, out_rights, cap or tgt.cap, len(self.records), code_call)
         else:
-            out, val = literal(res) if type(res) in _PASS_TYPES else O.Opaque(_qual(type(res)), ""), res
-        self._record(cls, tgt, p0, effect, out, fields, ver)
+            out, val = literal(res) if t in _PASS_TYPES else O.Opaque(_qual(t), ""), res
+        recs = self.records
+        # base fields positionally (see ops.Op), the kind's own by name
+        recs.append(cls(
+            len(recs), self._t0 + (p0 - self._p0) * 1e-9, self.actor, tgt.ref, ver, effect,
+            "allow", rule, self.phash, out, _perf() - p0, **fields,
+        ))
         return val
 
     def bump(self, st: State) -> None:
@@ -677,11 +837,19 @@ class Membrane:
             # pd.concat(...), pd.DataFrame(...): judged as member `via` of where it was
             # found.  Code (modules, classes, functions) does not attenuate its results.
             target = st
-            key, member = st.pkey or st.key, st.via or _callable_name(st.obj)
+            if st.pkey is not None:
+                key, member = st.pkey, st.via
+            else:
+                key, member = _home(st.obj)
             own = ALL_RIGHTS if st.code else st.rights
         rights = own & arights
+        if member in _PANDAS_SCOPED and key.names[0].startswith("pandas") and "local_dict" not in rkw:
+            rkw = {**rkw, **_agent_scope()}
         effect = self.catalogue.call(key, member, rargs, rkw)
-        fields = {"name": member if st.method else "", "args": eargs, "kwargs": ekw}
+        if st.method:
+            fields = {"name": member, "args": eargs, "kwargs": ekw}
+        else:
+            fields = {"args": eargs, "kwargs": ekw, "callee": f"{key.display}.{member}"}
         cap = (target.cap if own != ALL_RIGHTS else "") or acap
         fn = st.obj if not rkw else functools.partial(st.obj, **rkw)
         ctx = self._callback_ctx
@@ -705,6 +873,10 @@ class Membrane:
                          tuple(rargs), arights, acap, arights, code_call=True)
 
     def binop(self, st: State, name: str, other: Any) -> Any:
+        if is_agent_type(type(other)):
+            # Let Python ask the agent's object (its reflected method gets this proxy)
+            # instead of handing it the real object from inside library code.
+            return NotImplemented
         oreal, oenc, orights, ocap = self.inbound(other)
         effect = "compute"
         inplace = name[0] == "i" and name in _INPLACE
@@ -791,8 +963,8 @@ class Membrane:
         mod = sys.modules.get(module)
         key = module_key(mod) if isinstance(mod, types.ModuleType) else TypeKey((module, "builtins.module"), module, True)
         fields: dict[str, Any] = {"module": module, "names": names}
-        self.admit(None, "import", key, module, "import", ALL_RIGHTS, "", (), None,
-                   O.Import, fields)
+        v = self.admit(None, "import", key, module, "import", ALL_RIGHTS, "", (), None,
+                       O.Import, fields)
         p0 = _perf()
         try:
             res = do_import()
@@ -805,7 +977,7 @@ class Membrane:
         px = self.root(res, getattr(res, "__name__", module), actor=self.actor)
         st = _get(px) if type(px) in PROXY_TYPES else None
         self.records.append(O.Import(
-            seq=self._seq(), t=self._now(p0), actor=self.actor, effect="import",
+            seq=self._seq(), t=self._now(p0), actor=self.actor, effect="import", rule=v.rule,
             policy=self.phash, dur=_perf() - p0,
             out=O.Ref(st.ref, st.ver) if st is not None else None, **fields,
         ))
@@ -813,6 +985,18 @@ class Membrane:
 
 
 # --- small pure helpers -------------------------------------------------------------------
+
+_MUTATE = BIT["mutate"]
+_I64 = 2**63
+_Attr = O.Attr
+_ENCODE = __import__("msgspec").json.Encoder().encode
+_PURE_EFFECTS = frozenset({"read", "compute"})
+try:
+    from numpy import ndarray as _ndarray
+except ImportError:  # pragma: no cover - numpy is optional at runtime
+    class _ndarray:  # type: ignore[no-redef]
+        pass
+
 
 _INPLACE = frozenset(n for n in BINOP_FUNCS if n.startswith("i") and n[1:] in BINOP_FUNCS)
 
@@ -841,8 +1025,37 @@ def _anext_awaitable(o: Any) -> Any:
     return o.__anext__()
 
 
-def _callable_name(obj: Any) -> str:
-    return getattr(obj, "__name__", "") or ""
+#: pandas calls that evaluate a string and look up ``@names`` in their caller's frame.
+_PANDAS_SCOPED = frozenset({"query", "eval"})
+
+
+def _agent_scope() -> dict[str, Any]:
+    """``local_dict``/``global_dict`` for pandas query/eval: the agent's own frame, as
+    pandas would see it without proxies (not this module's frames and their locals)."""
+    frame = sys._getframe(1)
+    while frame is not None and not frame.f_code.co_filename.startswith("<agent"):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return {"local_dict": {}, "global_dict": {}}
+
+    def real(ns: dict[str, Any]) -> dict[str, Any]:
+        return {k: (_get(v).obj if type(v) in PROXY_TYPES else v) for k, v in ns.items() if not k.startswith("__")}
+
+    return {"local_dict": real(frame.f_locals), "global_dict": real(frame.f_globals)}
+
+
+def _home(fn: Any) -> tuple[TypeKey, str]:
+    """(owner key, member) of a callable reached without a known owner (from a dict, a
+    list, a call result): judged as a member of the module that defines it, so
+    ``builtins.__dict__["open"]`` is still ``io.open``."""
+    name = getattr(fn, "__name__", "") or ""
+    module = getattr(fn, "__module__", None)
+    if isinstance(module, str) and name:
+        mod = sys.modules.get(module)
+        if isinstance(mod, types.ModuleType):
+            return module_key(mod), name
+        return TypeKey((module, "builtins.module"), module, True), name
+    return key_of(fn), name
 
 
 def _display(st: State | None) -> str:

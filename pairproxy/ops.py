@@ -54,7 +54,7 @@ class Slice(msgspec.Struct, frozen=True, tag="slice", gc=False):
 Arg = None | bool | int | float | str | Ref | Opaque | Seq | Map | Slice
 
 
-class Fingerprint(msgspec.Struct, frozen=True, tag="fp", gc=False):
+class Fingerprint(msgspec.Struct, frozen=True, tag="fp", gc=False, omit_defaults=True):
     """What replay compares: type, shape, dtypes and a content hash of a result."""
 
     cls: str
@@ -68,9 +68,12 @@ class Fingerprint(msgspec.Struct, frozen=True, tag="fp", gc=False):
 # --- records --------------------------------------------------------------------------
 
 
-class Op(msgspec.Struct, frozen=True, tag_field="op", kw_only=True, gc=False, omit_defaults=True):
+class Op(msgspec.Struct, frozen=True, tag_field="op", gc=False, omit_defaults=True):
     """One mediated operation.
 
+    Fields may be given positionally in declaration order (base fields, then the
+    kind's own); only the per-op hot path does so (`Membrane.attr`), everything else
+    names them.
     ``ref``/``ver`` name the target as ``ref@ver`` *before* the op; a mutating op bumps
     the target to ``ver + 1``.  ``out`` is the result: a `Ref` when it is proxied, the
     literal itself when it crosses by value.  ``prev`` is the hash-chain link, filled in
@@ -127,11 +130,14 @@ class DelItem(Op, tag="delitem", frozen=True):
 
 
 class Call(Op, tag="call", frozen=True):
-    """A call.  For a method (``df.sum()``) the target is the owner and ``name`` the method."""
+    """A call.  For a method (``df.sum()``) the target is the owner and ``name`` the method;
+    otherwise the target is the callable itself and ``callee`` names it as its owner and
+    member (``pandas.concat``, ``builtins.open``)."""
 
     name: str = ""
     args: tuple[Arg, ...] = ()
     kwargs: dict[str, Arg] = {}
+    callee: str = ""
 
 
 class BinOp(Op, tag="binop", frozen=True):

@@ -39,6 +39,7 @@ class State:
         via: the member name this value was reached by (``"to_csv"``).
         pkey: the `TypeKey` of the object it was reached from: calling it is judged as
             calling member ``via`` of that owner (``pandas`` + ``read_csv``).
+        methods: proxies of its bound methods by name, made on first use.
         method: True when calls are method calls on ``owner``.
         code: True for modules, classes and functions: they restrict ops on
             themselves but do not attenuate the results of calling them.
@@ -46,7 +47,7 @@ class State:
 
     __slots__ = (
         "obj", "ref", "ver", "m", "rights", "cap", "key", "root", "owner", "via", "method",
-        "code", "pkey",
+        "code", "pkey", "methods",
     )
 
     def __init__(
@@ -67,6 +68,7 @@ class State:
         self.method = method
         self.code = code
         self.pkey = pkey
+        self.methods: dict[str, Any] | None = None
 
 
 def _sealed(what: str) -> PolicyDenied:

@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
-import ast
-import builtins
 import inspect
 import itertools
+import logging
 import os
 import sys
 import types
 import uuid
-from collections.abc import MutableMapping
+import weakref
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
 from . import ops as O
+from .errors import PolicyDenied
+from .fingerprint import apply_pending
+from .guard import (
+    CLASS,
+    EXC,
+    GETATTR,
+    LAST,
+    AgentBuiltins,
+    Watchdog,
+    compile_agent,
+    exception_types,
+    guarded_getattr,
+    proxied_class,
+)
 from .membrane import PASS, Membrane, _perf, _qual, _type_kind
-from .proxy import PROXY_TYPES, _get
+
+log = logging.getLogger("pairproxy")
 
 AGENT_FILE_PREFIX = "<agent"
 AGENT_API = "pairproxy.agent"
-_LAST = "__pp_last__"
-_EXC = "__pp_exc__"
 _exec_numbers = itertools.count(1)
 
 
@@ -34,6 +47,8 @@ class Session:
         log: path of the op log to append to, or None to keep records in memory only.
         actor: who ops are attributed to in records.
         notebook: path of the notebook this session serves (recorded in the log header).
+        mode: recorded in the log header: ``"scratchpad"`` when every execution starts from
+            the notebook's globals and its bindings are dropped afterwards (marimo).
 
     Examples:
         >>> import pandas as pd, pairproxy as pp
@@ -48,7 +63,7 @@ class Session:
     def __init__(
         self, policy: Any = None, log: str | os.PathLike[str] | None = None, *,
         actor: str = "agent", notebook: str | None = None, fsync: bool = False,
-        fingerprints: bool = True,
+        fingerprints: bool = True, mode: str = "",
     ) -> None:
         if isinstance(policy, (str, os.PathLike)):
             from .policy import load_policy
@@ -63,11 +78,23 @@ class Session:
         self.notebook = notebook
         self._log = None
         if log is not None:
-            from .oplog import LogWriter
+            from .oplog import LogWriter, finalize
 
             self._log = LogWriter(
-                Path(log), session=self.id, policy_hash=self._m.phash, notebook=notebook, fsync=fsync
+                Path(log), session=self.id, policy_hash=self._m.phash, notebook=notebook, fsync=fsync,
+                policy_path=str(getattr(policy, "path", "") or "") or None, mode=mode,
             )
+            # Records not yet flushed are written (and the log sealed) at interpreter exit
+            # or when the session is collected without close().
+            weakref.finalize(self, finalize, self._m, self._log)
+        self._builtins: dict[str, Any] | None = None
+        self._ns_globals: dict[int, tuple[MutableMapping[str, Any], dict[str, Any]]] = {}
+        self._current_globals: dict[str, Any] | None = None
+        #: callbacks run after every flush (`subscribe`)
+        self._listeners: list[Callable[[Session], None]] = []
+        #: seq of a refused op -> the `PolicyDenied` message agent code received, for
+        #: refusals that ended an execution (the mirror panel shows them)
+        self.refusal_messages: dict[int, str] = {}
         if policy is not None:
             self._apply_limits()
 
@@ -83,25 +110,31 @@ class Session:
         themselves).  The same object always gives the same proxy."""
         return self._m.root(obj, name)
 
-    def exec(self, code: str, namespace: MutableMapping[str, Any]) -> Any:
+    def exec(self, code: str, namespace: MutableMapping[str, Any], *,
+             display: Callable[[Any], Any] | None = None) -> Any:
         """Run agent `code` against `namespace`, like a notebook cell.
 
         Namespace values are wrapped on the way in; names the code binds or rebinds land
         back in `namespace` (as proxies where they derive from proxied values).  Returns
-        the value of the last expression statement, or None.  Exceptions propagate with
-        their own type and message; the traceback ends at the agent's own line.  Code
-        with top-level ``await`` needs `aexec`.
+        the value of the last expression statement, or None; with `display`, that value
+        passed through ``display(value)`` inside the execution (its ops are part of it:
+        marimo's scratchpad hands the real value to its formatter this way).  Exceptions
+        propagate with their own type and message; the traceback ends at the agent's own
+        line.  Code with top-level ``await`` needs `aexec`.
         """
         run = self._begin(code)
         try:
             self._prepare(run, code, namespace, allow_await=False)
             exec(run.code, run.globals)
+            if display is not None:
+                run.globals[LAST] = display(run.globals.get(LAST))
         except BaseException as e:
             # the agent's own exception, re-raised with a shorter traceback (not a new one)
             raise self._failed(run, e)  # noqa: B904
         return self._finish(run, namespace)
 
-    async def aexec(self, code: str, namespace: MutableMapping[str, Any]) -> Any:
+    async def aexec(self, code: str, namespace: MutableMapping[str, Any], *,
+                    display: Callable[[Any], Any] | None = None) -> Any:
         """`exec` for code that may use top-level ``await`` (marimo code mode:
         ``async with cm.get_context() as ctx: ...``)."""
         run = self._begin(code)
@@ -110,6 +143,8 @@ class Session:
             result = eval(run.code, run.globals)
             if inspect.iscoroutine(result):
                 await result
+            if display is not None:
+                run.globals[LAST] = display(run.globals.get(LAST))
         except BaseException as e:
             raise self._failed(run, e)  # noqa: B904
         return self._finish(run, namespace)
@@ -126,20 +161,23 @@ class Session:
     def _prepare(self, run: _Run, code: str, namespace: MutableMapping[str, Any], allow_await: bool) -> None:
         self._reload_if_changed()
         run.code = compile_agent(code, run.filename, allow_await)
-        run.globals = self._globals(namespace)
+        run.globals = self.globals_for(namespace)
         run.before = dict(run.globals)
+        self._current_globals = run.globals
         if self._m.wall_ns:
             self._m.deadline_ns = _perf() + self._m.wall_ns
+            run.watchdog = Watchdog(self._m.wall_ns / 1e9).__enter__()
 
     def _failed(self, run: _Run, e: BaseException) -> BaseException:
         """Record the failure; the exception to re-raise, its traceback trimmed to the
         agent's own frames."""
+        self._keep_refusal_message(e)
         self._end(run, e)
         return e.with_traceback(trim_traceback(e.__traceback__))
 
     def _finish(self, run: _Run, namespace: MutableMapping[str, Any]) -> Any:
         g = run.globals
-        value = g.pop(_LAST, None)
+        value = g.pop(LAST, None)
         for name, v in g.items():
             if name in _HIDDEN_NAMES:
                 continue
@@ -154,6 +192,9 @@ class Session:
     def _end(self, run: _Run, error: BaseException | None) -> None:
         m = self._m
         m.deadline_ns = None
+        self._current_globals = None
+        if run.watchdog is not None:
+            run.watchdog.__exit__(type(error) if error else None, error, None)
         m.records.append(O.ExecEnd(
             seq=len(m.records), t=m._now(_perf()), actor=m.actor, effect="exec",
             policy=m.phash, dur=_perf() - run.p0, ops=len(m.records) - run.start - 1,
@@ -161,11 +202,68 @@ class Session:
             message=_short(str(error)) if error is not None else None,
         ))
         self.flush()
+        # Results the agent no longer holds are let go now, as they would be without
+        # proxies (a file written with open(...).write(...) is closed and flushed).
+        m.sweep()
 
     def flush(self) -> None:
-        """Write buffered records to the log (done at the end of every `exec`)."""
+        """Fingerprint new results and write buffered records to the log (done at the end
+        of every `exec`), then tell `subscribe`rs."""
+        if self._m.pending_fp:
+            apply_pending(self._m.records, self._m.pending_fp)
         if self._log is not None:
             self._log.write(self._m.records)
+        if self._listeners:
+            self._notify()
+
+    def subscribe(self, callback: Callable[[Session], None]) -> Callable[[], None]:
+        """Call ``callback(session)`` after every flush: at the end of each agent
+        execution, after each code-mode op and after each owner record (grant, deny,
+        policy change).  Returns a function that unsubscribes.
+
+        This is how the mirror panel updates without polling.  Callbacks run on the
+        thread that flushed (the kernel's); one that raises is logged and kept, and never
+        fails the agent's run.  No subscriber, no cost.
+        """
+        self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+        return unsubscribe
+
+    def _notify(self) -> None:
+        for cb in tuple(self._listeners):
+            try:
+                cb(self)
+            except Exception:
+                log.exception("pairproxy: a session subscriber failed (ignored)")
+
+    def _keep_refusal_message(self, e: BaseException) -> None:
+        # The refusal may be the exception itself or what agent code raised while
+        # handling it (its __context__).
+        cur: BaseException | None = e
+        for _ in range(4):
+            if cur is None:
+                return
+            if isinstance(cur, PolicyDenied) and cur.record is not None:
+                self.refusal_messages[cur.record.seq] = str(cur)
+                return
+            cur = cur.__cause__ or cur.__context__
+
+    def proxies(self) -> dict[int, Any]:
+        """ref -> proxy of every value the session still holds (owner-side: the mirror
+        panel describes them exactly as agent code would).  Values the agent let go of
+        are not here."""
+        from .proxy import state_of
+
+        out: dict[int, Any] = {}
+        for px in list(self._m._by_id.values()):
+            st = state_of(px)
+            if st is not None:
+                out[st.ref] = px
+        return out
 
     def close(self) -> None:
         self.flush()
@@ -223,14 +321,23 @@ class Session:
 
     def _apply_limits(self) -> None:
         limits = getattr(self.policy, "limits", None)
-        self._m.max_ops = getattr(limits, "max_ops", None) if limits else None
+        max_ops = getattr(limits, "max_ops", None) if limits else None
         wall = getattr(limits, "wall_seconds", None) if limits else None
+        # The membrane checks its budget (op count and deadline) only when max_ops is
+        # set: a wall-time limit alone needs an op count that is never reached.
+        self._m.max_ops = max_ops if max_ops is not None else (sys.maxsize if wall else None)
         self._m.wall_ns = int(wall * 1e9) if wall else 0
 
-    def _reload_if_changed(self) -> None:
+    def reload_policy(self) -> tuple[bool, str | None]:
+        """Re-read the policy file now rather than at the agent's next execution (the
+        owner just saved it).  Returns (changed, error): a bad file keeps the running
+        policy and says why; either outcome is recorded."""
+        return self._reload_if_changed()
+
+    def _reload_if_changed(self) -> tuple[bool, str | None]:
         reload = getattr(self.policy, "reload_if_changed", None)
         if reload is None:
-            return
+            return False, None
         changed, error = reload()
         if changed or error:
             m = self._m
@@ -241,28 +348,38 @@ class Session:
                 message=f"reload rejected, keeping {m.phash}: {error}" if error else "reloaded",
                 error="PolicyError" if error else None,
             )
+        return bool(changed), error
 
     # --- namespaces -----------------------------------------------------------------
 
-    def _globals(self, namespace: MutableMapping[str, Any]) -> dict[str, Any]:
+    def globals_for(self, namespace: MutableMapping[str, Any]) -> dict[str, Any]:
+        """The agent-side globals of `namespace`: its values as proxies, plus the guarded
+        builtins.  One dict per namespace, kept across calls, so functions the agent
+        defined in one call see the names bound in later ones (as in a notebook)."""
+        entry = self._ns_globals.pop(id(namespace), None)
+        g = entry[1] if entry is not None and entry[0] is namespace else {}
+        self._ns_globals[id(namespace)] = (namespace, g)  # most recent last
+        while len(self._ns_globals) > 16:  # marimo hands a fresh copy per call
+            self._ns_globals.pop(next(iter(self._ns_globals)))
         m = self._m
-        g: dict[str, Any] = {}
+        for name in [n for n in g if n not in namespace and n not in _HIDDEN_NAMES]:
+            del g[name]
         for name, value in namespace.items():
             if name in _HIDDEN_NAMES:
                 continue
             if name.startswith("__") and name.endswith("__"):
                 g[name] = value if _type_kind(type(value)) == PASS else None
                 continue
-            g[name] = m.root(value, name)
-        g["__builtins__"] = self._builtins()
-        g[_EXC] = _exception_types
+            if g.get(name) is not value:
+                g[name] = m.root(value, name)
+        if self._builtins is None:
+            self._builtins = AgentBuiltins(self).build()
+        g["__builtins__"] = self._builtins
+        g[EXC] = exception_types
+        g[GETATTR] = guarded_getattr
+        g[CLASS] = proxied_class
         g.setdefault("__name__", "__main__")
         return g
-
-    def _builtins(self) -> dict[str, Any]:
-        b = dict(builtins.__dict__)
-        b["__import__"] = self._import
-        return b
 
     def _import(self, name: str, globals: Any = None, locals: Any = None,
                 fromlist: Any = (), level: int = 0) -> Any:
@@ -277,22 +394,29 @@ class Session:
 
         if name == AGENT_API:
             # The inspection facade is handed over as itself (judged and recorded like
-            # any import): its functions need the proxies, not the real objects.
+            # any import): its functions need the proxies, not the real objects.  A plain
+            # ``import pairproxy.agent`` binds ``pairproxy``: give it a stand-in package
+            # holding only ``agent``, never the real one (it has `unwrap`).
             self._m.import_(name, names, do_import)
-            return sys.modules[AGENT_API]
+            agent = sys.modules[AGENT_API]
+            if names:
+                return agent
+            package = types.ModuleType("pairproxy", "pairproxy, as agent code sees it")
+            package.agent = agent  # type: ignore[attr-defined]
+            return package
         return self._m.import_(name, names, do_import)
 
     def __repr__(self) -> str:
         return f"<pairproxy.Session {self.id} policy={self._m.phash or 'none'} records={len(self.records)}>"
 
 
-_HIDDEN_NAMES = frozenset({"__builtins__", _LAST, _EXC})
+_HIDDEN_NAMES = frozenset({"__builtins__", LAST, EXC, GETATTR, CLASS})
 
 
 class _Run:
     """One agent execution under way."""
 
-    __slots__ = ("p0", "start", "filename", "code", "globals", "before")
+    __slots__ = ("p0", "start", "filename", "code", "globals", "before", "watchdog")
 
     def __init__(self, p0: int, start: int, filename: str) -> None:
         self.p0 = p0
@@ -301,56 +425,11 @@ class _Run:
         self.code: Any = None
         self.globals: dict[str, Any] = {}
         self.before: dict[str, Any] = {}
-
-
-def _exception_types(spec: Any) -> Any:
-    """`except` needs real exception classes: unwrap proxied ones (``pl.exceptions.X``)."""
-    if type(spec) in PROXY_TYPES:
-        real = _get(spec).obj
-        if isinstance(real, type) and issubclass(real, BaseException):
-            return real
-        if isinstance(real, tuple):
-            return tuple(_exception_types(x) for x in real)
-        return real
-    if type(spec) is tuple:
-        return tuple(_exception_types(x) for x in spec)
-    return spec
+        self.watchdog: Watchdog | None = None
 
 
 def _short(text: str, n: int = 300) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
-
-
-# --- compiling agent code ---------------------------------------------------------------
-
-
-class _AgentTransform(ast.NodeTransformer):
-    """Rewrites that keep agent code's meaning through proxies: ``except X`` gets a real
-    exception class even when ``X`` is proxied (``except pl.exceptions.X``)."""
-
-    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> ast.ExceptHandler:
-        self.generic_visit(node)
-        if node.type is not None:
-            node.type = ast.copy_location(
-                ast.Call(func=ast.Name(_EXC, ast.Load()), args=[node.type], keywords=[]), node.type
-            )
-        return node
-
-
-def compile_agent(code: str, filename: str, allow_await: bool = False) -> types.CodeType:
-    """Compile agent code like a notebook cell: the last expression's value is kept.
-    With `allow_await`, top-level ``await`` is allowed (the code object is then run
-    with ``eval`` and may return a coroutine)."""
-    tree = ast.parse(code, filename, "exec")
-    tree = _AgentTransform().visit(tree)
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = tree.body[-1]
-        tree.body[-1] = ast.copy_location(
-            ast.Assign(targets=[ast.Name(_LAST, ast.Store())], value=last.value), last
-        )
-    ast.fix_missing_locations(tree)
-    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if allow_await else 0
-    return compile(tree, filename, "exec", flags=flags, dont_inherit=True)
 
 
 def trim_traceback(tb: types.TracebackType | None) -> types.TracebackType | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from corpus_harness import differences, run_direct, run_proxied, snippets
 
 SNIPPETS = snippets()

@@ -250,11 +250,32 @@ class TestSealing:
             "df.__reduce_ex__(2)",
         ],
     )
-    def test_internals_are_sealed(self, session, frame, code):
+    def test_internals_are_refused_to_agent_code(self, session, frame, code):
         before = frame.copy()
-        with pytest.raises(pp.PolicyDenied, match="sealed"):
+        with pytest.raises(pp.PolicyDenied) as e:
             session.exec(code, {"df": frame})
+        assert e.value.rule == "membrane"
         assert frame.equals(before)
+
+    @pytest.mark.parametrize(
+        "attempt",
+        [
+            lambda p: p.__wrapped__,
+            lambda p: p._self_st,
+            lambda p: object.__getattribute__(p, "__wrapped__"),
+            lambda p: object.__getattribute__(p, "_self_st"),
+            lambda p: p.__dict__,
+            lambda p: setattr(p, "__class__", int),
+            lambda p: "{0.__wrapped__}".format(p),  # noqa: UP030, UP032 - the attack is str.format
+            lambda p: p.__reduce_ex__(2),
+        ],
+    )
+    def test_the_proxy_itself_is_sealed_without_the_guard(self, session, frame, attempt):
+        # The proxy layer holds on its own, for code that reaches a proxy without going
+        # through the guarded compile (library code, owner code).
+        p = session.wrap(frame, name="df")
+        with pytest.raises(pp.PolicyDenied, match="sealed"):
+            attempt(p)
 
     def test_sealed_error_tells_what_to_do(self, session, frame):
         with pytest.raises(pp.PolicyDenied) as e:

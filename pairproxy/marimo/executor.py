@@ -17,7 +17,7 @@ capture, so nothing special is needed for them.
 
 This module's executor delegates to marimo's ``DefaultExecutor`` for every
 cell except the scratchpad (``cell.cell_id == "__scratch__"``), for which it
-calls the hook set with :func:`set_scratch_hook`::
+calls the scratch hook::
 
     hook(cell, glbls) -> value            # or: async def hook(cell, glbls)
 
@@ -25,8 +25,14 @@ where ``cell`` is marimo's ``CellImpl`` (``cell.code`` is the source,
 ``cell.body``/``cell.last_expr`` the compiled code objects) and ``glbls`` is the
 scratchpad's namespace: a *shallow copy* of the kernel globals (a real
 ``dict``); bindings made in it are discarded after the run.  The hook's
-return value becomes the scratchpad output.  Without a hook scratch cells run
-exactly like marimo's default executor would run them.
+return value becomes the scratchpad output.
+
+The hook is, in order: one set with :func:`set_scratch_hook` (``None`` there means
+"no hook": scratch cells then run exactly like marimo's default executor runs them),
+else ``$PAIRPROXY_SCRATCH_HOOK``, else pairproxy's own
+``pairproxy.marimo.live:scratch_hook``, which runs agent code through the kernel's
+pairproxy Session.  So installing pairproxy is enough to mediate every agent's
+scratchpad code in every marimo kernel of the environment.
 
 Registering (``pyproject.toml``)::
 
@@ -39,6 +45,14 @@ the environment variable ``PAIRPROXY_SCRATCH_HOOK=package.module:callable``
 for the server; it is imported on the first scratchpad run.  If that import
 fails, scratchpad runs fail with the error (fail closed) instead of silently
 running unguarded.
+
+Caveat (marimo, not pairproxy): marimo uses the *first sorted* name in the
+``marimo.cell.executor`` group, honours ``MARIMO_CELL_EXECUTOR_ALLOWLIST`` /
+``_DENYLIST``, and falls back to its default executor when loading the factory
+fails.  An environment that denylists ``pairproxy``, allowlists something else,
+or installs another executor whose name sorts first runs agent code unmediated.
+``pairproxy serve`` refuses to start in such an environment; with plain
+``marimo edit`` the owner must check it (``pairproxy serve --check``).
 """
 
 from __future__ import annotations
@@ -46,9 +60,10 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import linecache
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from marimo._runtime.exceptions import MarimoRuntimeException
@@ -77,7 +92,9 @@ if TYPE_CHECKING:
     from marimo._ast.cell import CellImpl
 
 __all__ = [
+    "DEFAULT_HOOK",
     "ENV_HOOK",
+    "activation_problem",
     "SCRATCH_CELL_ID",
     "PairproxyExecutor",
     "ScratchHook",
@@ -95,6 +112,7 @@ __all__ = [
 
 SCRATCH_CELL_ID = "__scratch__"  # marimo._runtime.scratch.SCRATCH_CELL_ID
 ENV_HOOK = "PAIRPROXY_SCRATCH_HOOK"
+DEFAULT_HOOK = "pairproxy.marimo.live:scratch_hook"
 
 ScratchHook = Callable[["CellImpl", dict[str, Any]], Any | Awaitable[Any]]
 
@@ -138,34 +156,31 @@ def reset_scratch_hook() -> None:
 
 
 def get_scratch_hook() -> ScratchHook | None:
-    """The active hook, importing ``$PAIRPROXY_SCRATCH_HOOK`` on first use."""
-    global _env_hook_loaded
+    """The active hook: the one set with `set_scratch_hook`, else
+    ``$PAIRPROXY_SCRATCH_HOOK``, else pairproxy's own (imported on first use)."""
     if not _env_hook_loaded:
-        spec = os.environ.get(ENV_HOOK, "").strip()
-        if spec:
-            fn = _load_hook(spec)  # raises: callers turn it into a cell error
-            set_scratch_hook(fn)
-        else:
-            with _lock:
-                _env_hook_loaded = True
+        spec = os.environ.get(ENV_HOOK, "").strip() or DEFAULT_HOOK
+        fn = _load_hook(spec)  # raises: callers turn it into a cell error
+        set_scratch_hook(fn)
     return _hook
 
 
 def _load_hook(spec: str) -> ScratchHook:
+    what = f"{ENV_HOOK}={spec!r}" if spec != DEFAULT_HOOK else f"pairproxy's scratch hook {spec!r}"
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise ImportError(f"{ENV_HOOK}={spec!r}: expected 'package.module:callable'")
+        raise ImportError(f"{what}: expected 'package.module:callable'")
     try:
         obj: Any = importlib.import_module(module_name)
         for part in attr.split("."):
             obj = getattr(obj, part)
     except Exception as e:
         raise ImportError(
-            f"{ENV_HOOK}={spec!r} could not be loaded: {e!r}; scratchpad "
+            f"{what} could not be loaded: {e!r}; scratchpad "
             "execution is refused until this is fixed"
         ) from e
     if not callable(obj):
-        raise ImportError(f"{ENV_HOOK}={spec!r} is not callable")
+        raise ImportError(f"{what} is not callable")
     return obj  # type: ignore[no-any-return]
 
 
@@ -214,13 +229,28 @@ async def default_execute_async(cell: CellImpl, glbls: dict[str, Any]) -> Any:
     return await _DEFAULT.execute_cell_async(cell, glbls)
 
 
-def _prepare_cell_error(e: BaseException) -> None:
+def _prepare_cell_error(e: BaseException, cell: Any = None) -> None:
     # Give the error the shape the default executor produces (our frame
     # stripped, cell-local names demangled); raising MarimoRuntimeException
     # from it lets marimo's runner unwrap it, print the user-facing traceback
-    # on stderr and mark the cell failed.
+    # on stderr and mark the cell failed.  Agent code run by a pairproxy
+    # Session keeps only the agent's own frames: the error reads as raised by
+    # the agent's line, not by the hook or the membrane.
     _strip_frame(e)
     _demangle_name_error(e)
+    from ..session import AGENT_FILE_PREFIX, trim_traceback
+
+    e.__traceback__ = trim_traceback(e.__traceback__)
+    code = getattr(cell, "code", None)
+    if isinstance(code, str):
+        # The agent's code was compiled under a name like "<agent:7>"; give the
+        # traceback its source lines, as marimo's own cell files have.
+        tb = e.__traceback__
+        while tb is not None:
+            name = tb.tb_frame.f_code.co_filename
+            if name.startswith(AGENT_FILE_PREFIX) and name not in linecache.cache:
+                linecache.cache[name] = (len(code), None, code.splitlines(keepends=True), name)
+            tb = tb.tb_next
 
 
 class PairproxyExecutor:
@@ -244,7 +274,7 @@ class PairproxyExecutor:
         except (asyncio.CancelledError, MarimoRuntimeException):
             raise
         except BaseException as e:
-            _prepare_cell_error(e)
+            _prepare_cell_error(e, cell)
             raise MarimoRuntimeException from e
 
     async def execute_cell_async(self, cell: CellImpl, glbls: Any) -> Any:
@@ -260,8 +290,54 @@ class PairproxyExecutor:
         except (asyncio.CancelledError, MarimoRuntimeException):
             raise
         except BaseException as e:
-            _prepare_cell_error(e)
+            _prepare_cell_error(e, cell)
             raise MarimoRuntimeException from e
+
+
+ENTRY_POINT_GROUP = "marimo.cell.executor"
+ENTRY_POINT_TARGETS = frozenset({
+    "pairproxy.marimo.executor:create_executor", "pairproxy.marimo.executor:factory",
+})
+
+
+def activation_problem(env: Mapping[str, str] | None = None) -> str | None:
+    """Why marimo would *not* run pairproxy's executor in environment `env` (default:
+    this process's), or None when it would.
+
+    Mirrors marimo 0.25's resolution: the first sorted name in the ``marimo.cell.executor``
+    entry-point group, after ``MARIMO_CELL_EXECUTOR_DENYLIST`` / ``_ALLOWLIST``.
+    """
+    from importlib.metadata import entry_points
+
+    env = os.environ if env is None else env
+
+    def listed(var: str) -> set[str] | None:
+        if var not in env:
+            return None
+        return {n.strip().lower() for n in env[var].split(",")}
+
+    deny = listed("MARIMO_CELL_EXECUTOR_DENYLIST") or set()
+    allow = listed("MARIMO_CELL_EXECUTOR_ALLOWLIST")
+    eps = list(entry_points(group=ENTRY_POINT_GROUP))
+    ours = [ep for ep in eps if ep.value.replace(" ", "") in ENTRY_POINT_TARGETS]
+    if not ours:
+        return ("pairproxy's marimo.cell.executor entry point is not installed in this "
+                "environment (reinstall pairproxy)")
+    names = sorted({
+        ep.name for ep in eps
+        if ep.name.lower() not in deny and (allow is None or ep.name.lower() in allow)
+    })
+    if not names:
+        return ("MARIMO_CELL_EXECUTOR_DENYLIST/ALLOWLIST exclude every executor, pairproxy's "
+                "included: marimo would run agent code with its default executor, unmediated")
+    first = names[0]
+    values = {ep.value.replace(" ", "") for ep in eps if ep.name == first}
+    if not values <= ENTRY_POINT_TARGETS:
+        return (f"marimo would use the executor {first!r} ({', '.join(sorted(values))}), not "
+                "pairproxy's: it uses the first sorted name in the marimo.cell.executor group "
+                "(remove the other executor or list only pairproxy's in "
+                "MARIMO_CELL_EXECUTOR_ALLOWLIST)")
+    return None
 
 
 def create_executor() -> PairproxyExecutor:

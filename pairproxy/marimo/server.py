@@ -297,6 +297,11 @@ class MarimoServer:
         then instantiates without running cells).
     python:
         Interpreter used for ``-m marimo`` (default: ``sys.executable``).
+    launcher:
+        Command that starts the server instead of ``python -m marimo edit``, given
+        the notebook and marimo's options after it, e.g.
+        ``[sys.executable, "-m", "pairproxy.cli", "serve"]`` (it must ``exec`` marimo,
+        keeping the process id, as ``pairproxy serve`` does).
     """
 
     def __init__(
@@ -316,6 +321,7 @@ class MarimoServer:
         python: str | None = None,
         startup_timeout: float = 60.0,
         extra_args: Sequence[str] = (),
+        launcher: Sequence[str] | None = None,
     ) -> None:
         self._notebook_src = Path(notebook).resolve()
         self._own_workdir = workdir is None
@@ -332,6 +338,7 @@ class MarimoServer:
         self.python = python or sys.executable
         self.startup_timeout = startup_timeout
         self._extra_args = list(extra_args)
+        self._launcher = list(launcher) if launcher is not None else None
 
         self.workdir: Path | None = None
         self.notebook: Path = self._notebook_src
@@ -451,14 +458,16 @@ class MarimoServer:
     def _build_env(self) -> dict[str, str]:
         assert self.workdir is not None
         env = dict(os.environ)
-        # Do not inherit a token, entry-point allow/deny lists or a scratch
-        # hook by accident; pass them in ``env=`` to set them.
+        # Do not inherit a token, entry-point allow/deny lists, a scratch hook
+        # or pairproxy's configuration by accident; pass them in ``env=``.
         for key in list(env):
             if key == "MARIMO_TOKEN" or (
                 key.startswith("MARIMO_") and key.endswith(("_ALLOWLIST", "_DENYLIST"))
             ):
                 del env[key]
-        env.pop("PAIRPROXY_SCRATCH_HOOK", None)
+        for key in ("PAIRPROXY_SCRATCH_HOOK", "PAIRPROXY_POLICY", "PAIRPROXY_LOG",
+                    "PAIRPROXY_FSYNC", "PAIRPROXY_NOTEBOOK"):
+            env.pop(key, None)
         xdg = {
             "XDG_CONFIG_HOME": self.workdir / "xdg-config",
             "XDG_STATE_HOME": self.workdir / "xdg-state",
@@ -486,8 +495,9 @@ class MarimoServer:
         assert self.workdir is not None
         self.port = self._requested_port or find_free_port()
         self.env = self._build_env()
+        start = self._launcher or [self.python, "-m", "marimo", "edit"]
         self.command = [
-            self.python, "-m", "marimo", "edit", str(self.notebook),
+            *start, str(self.notebook),
             "--headless", "--no-token", "--no-sandbox", "--skip-update-check",
             "--host", _HOST, "--port", str(self.port),
             *([] if self._skew_protection else ["--no-skew-protection"]),
@@ -761,6 +771,54 @@ class MarimoServer:
         raise self._fail(
             "execute stream ended without a done event; the code may have run. "
             f"events received: {[e.name for e in events]}"
+        )
+
+    def run_owner_code(self, code: str, *, timeout: float = 60.0) -> ExecResult:
+        """Run ``code`` the way the *browser's scratchpad panel* does (the notebook
+        owner's tool): ``POST /api/kernel/scratchpad/run``, results read from the
+        session's ``/sse`` stream.
+
+        Unlike :meth:`execute` (the agents' endpoint) this command carries no HTTP
+        request and no notebook document into the kernel, which is how pairproxy tells
+        the owner's panel from an agent.  Output is reported like :meth:`execute`
+        (``output_data`` is the raw output of the run, not reduced to text/plain).
+        """
+        since = time.monotonic()
+        self.post_json("/api/kernel/scratchpad/run", {"code": code}, timeout=timeout)
+        planned = self.wait_for_event(
+            lambda op, data: op == "execution" and data.get("phase") == "planned"
+            and data.get("cell_id") == "__scratch__" and data.get("code") == code,
+            timeout=timeout, since=since,
+        )
+        if planned is None:
+            raise self._fail(f"the scratchpad panel run did not start within {timeout:g}s")
+        exec_id, run_id = planned.get("execution_id"), planned.get("run_id")
+        done = self.wait_for_event(
+            lambda op, data: op == "completed-run" and data.get("run_id") == run_id,
+            timeout=timeout, since=since,
+        )
+        if done is None:
+            raise self._fail(f"the scratchpad panel run did not finish within {timeout:g}s")
+        stdout: list[str] = []
+        stderr: list[str] = []
+        mimetype = data_out = None
+        failed = False
+        for _t, op, data in self.session_events():
+            if _t < since or op != "cell-op" or data.get("execution_id") != exec_id:
+                continue
+            console = data.get("console") or []
+            for item in console if isinstance(console, list) else [console]:
+                (stdout if item.get("channel") == "stdout" else stderr).append(str(item.get("data", "")))
+            out = data.get("output")
+            if out:
+                if out.get("channel") == "marimo-error":
+                    failed = True
+                elif out.get("data") not in (None, ""):
+                    mimetype, data_out = out.get("mimetype"), str(out.get("data"))
+        return ExecResult(
+            stdout="".join(stdout), stderr="".join(stderr),
+            success=not failed and done.get("outcome") in (None, "succeeded"),
+            output_mimetype=mimetype, output_data=data_out, elapsed=time.monotonic() - since,
         )
 
     # ----------------------------------------------------------- marimo pair

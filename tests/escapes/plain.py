@@ -134,6 +134,7 @@ def run(
     wrap: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     is_proxy: Callable[[Any], bool] = lambda _x: False,
     workdir: str | None = None,
+    agent_globals: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Result:
     """Run one entry against a fresh notebook and report what it achieved."""
     result = Result(escape)
@@ -173,10 +174,12 @@ def run(
     if list(data) != data_before:
         result.effects.add("data")
     fresh = check.new_bindings(before, agent_ns)
-    result.leaks = check.leaked(fresh, [df, data], is_proxy, agent_globals=agent_ns)
+    # functions the agent defined have the sandbox's own globals dict for the namespace
+    own_globals = agent_globals(agent_ns) if agent_globals is not None else agent_ns
+    result.leaks = check.leaked(fresh, [df, data], is_proxy, agent_globals=own_globals)
     if "leak" in fresh:
         result.leak_binding = check.leaked(
-            {"leak": fresh["leak"]}, [df, data], is_proxy, agent_globals=agent_ns
+            {"leak": fresh["leak"]}, [df, data], is_proxy, agent_globals=own_globals
         )
     if result.leaks:
         result.effects.add("leak")

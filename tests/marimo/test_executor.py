@@ -43,7 +43,14 @@ def run(cell: Any, glbls: dict[str, Any]) -> Any:
     return asyncio.run(ex.create_executor().execute_cell_async(cell, glbls))
 
 
+def test_default_hook_is_pairproxys_session_hook() -> None:
+    from pairproxy.marimo import live
+
+    assert ex.get_scratch_hook() is live.scratch_hook
+
+
 def test_without_hook_behaves_like_default_executor() -> None:
+    ex.set_scratch_hook(None)  # explicitly: no hook
     code = "y = x + 1\ny * 2"
     for make in (scratch, lambda c: compile_cell(c, cell_id="abcd")):
         mine, theirs = {"x": 1}, {"x": 1}

@@ -98,7 +98,9 @@ def hooked(
 
 @pytest.fixture(scope="module")
 def codemode_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MarimoServer]:
-    """Server with the *real* executor factory (no hook) and a capability."""
+    """Server with the *real* executor factory and a capability, its scratch hook set to
+    marimo's default execution: raw code mode, unmediated (pairproxy's own hook is tested
+    in test_live.py)."""
     tmp = tmp_path_factory.mktemp("codemode")
     eps = write_entry_points(
         tmp / "entry-points",
@@ -107,7 +109,9 @@ def codemode_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Marimo
             "marimo.agent.capability": {"pairproxy_test": "pairproxy.marimo"},
         },
     )
-    srv = _start(tmp, pythonpath=[eps], env=ALLOW_TEST_EXECUTOR)
+    srv = _start(tmp, pythonpath=[eps], env={
+        **ALLOW_TEST_EXECUTOR, "PAIRPROXY_SCRATCH_HOOK": "pairproxy.marimo.executor:default_execute_async",
+    })
     try:
         yield srv
     finally:

@@ -1,0 +1,543 @@
+"""Guarded execution: compile agent code so the reflective routes around the membrane are
+mediated or refused, and give it builtins that keep to the same rules.
+
+Three layers, cheapest first:
+
+1. **Static refusals** (an AST pass, before anything runs): attribute names that only
+   reach interpreter internals (dunders other than a few harmless ones, frame, code and
+   traceback attributes, the proxies' ``_self_*``), names such as ``__builtins__``,
+   metaclasses, and agent classes defining hooks that library code would call with real
+   objects (``__array_ufunc__``, ``__instancecheck__``, ``__del__``, ...).  Python
+   normalises identifiers (NFKC) before the pass sees them, so look-alike spellings are
+   caught too.
+2. **Rewrites** that keep meaning through the proxies: ``x.__class__`` is the proxied
+   class, ``str.format``/``format_map`` refuse fields that walk into private attributes,
+   ``except`` clauses get real exception classes.
+3. **Guarded builtins**: ``getattr``/``setattr``/``delattr``/``hasattr`` apply the same
+   name rules at run time; ``type(x)`` answers with the proxied class and refuses the
+   three-argument form; ``vars``/``globals``/``locals`` are refused; ``eval``/``exec``/
+   ``compile`` are judged by the policy (effect ``exec``) and, when allowed, compile through
+   this guard; ``open``/``input``/``help``/``breakpoint`` are policy-judged calls.
+
+Normal pandas/polars code compiles to the same bytecode it would without the guard: only
+the rare nodes above are rewritten.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import ctypes
+import string
+import threading
+import types
+import unicodedata
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from .errors import PolicyDenied, ResourceLimit
+from .proxy import PROXY_TYPES, _get
+
+LAST = "__pp_last__"
+EXC = "__pp_exc__"
+GETATTR = "__pp_getattr__"
+CLASS = "__pp_class__"
+
+#: Dunder attributes agent code may read: plain strings, or (``__class__``) rewritten.
+SAFE_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__", "__module__", "__class__"})
+
+#: Dunders an agent class may call on ``super()``.
+SUPER_DUNDERS = frozenset(
+    {"__init__", "__repr__", "__str__", "__eq__", "__ne__", "__hash__", "__lt__", "__le__",
+     "__gt__", "__ge__", "__len__", "__iter__", "__contains__", "__getitem__", "__setitem__",
+     "__delitem__", "__call__", "__enter__", "__exit__", "__post_init__", "__setattr__",
+     "__getattr__", "__format__", "__bool__"}
+)
+
+#: Attributes of frames, code objects, generators, coroutines and tracebacks: the routes
+#: from any value back to the interpreter's live state.
+FRAME_ATTRS = frozenset(
+    {"gi_frame", "gi_code", "gi_yieldfrom", "gi_running", "gi_suspended", "cr_frame", "cr_code",
+     "cr_await", "cr_origin", "cr_running", "ag_frame", "ag_code", "ag_await", "ag_running",
+     "f_back", "f_globals", "f_locals", "f_builtins", "f_code", "f_trace", "f_lasti",
+     "f_lineno", "tb_frame", "tb_next", "tb_lasti", "tb_lineno", "co_code", "co_consts",
+     "co_names", "co_varnames", "co_filename", "co_lines", "co_positions", "func_globals",
+     "func_code", "func_closure", "im_func", "im_self", "cell_contents", "_getframe",
+     "f_trace_lines", "f_trace_opcodes"}
+)
+
+#: Hooks library code calls with its own (real) objects: an agent class may not define them.
+PROTOCOL_HOOKS = frozenset(
+    {"__array_ufunc__", "__array_function__", "__array__", "__array_interface__",
+     "__array_struct__", "__array_priority__", "__array_wrap__", "__array_finalize__",
+     "__array_prepare__", "__arrow_c_stream__", "__arrow_c_array__", "__arrow_c_schema__",
+     "__dataframe__", "__dlpack__", "__dlpack_device__", "__array_namespace__",
+     "__instancecheck__", "__subclasscheck__", "__subclasshook__", "__init_subclass__",
+     "__class_getitem__", "__set_name__", "__get__", "__set__", "__delete__", "__del__",
+     "__reduce__", "__reduce_ex__", "__getstate__", "__setstate__", "__getnewargs__",
+     "__getnewargs_ex__", "__mro_entries__", "__prepare__", "__buffer__", "__release_buffer__",
+     "__copy__", "__deepcopy__", "__class__", "__dict__", "__slots__", "__weakref__",
+     "__getattribute__", "__pandas_priority__", "__narwhals_dataframe__", "__polars_series__"}
+)
+
+#: Names agent code may not mention at all.
+FORBIDDEN_NAMES = frozenset({"__builtins__", "__loader__", "__spec__", "__build_class__", "__file__", "__cached__"})
+
+
+def _membrane_error(message: str, *, line: int | None = None) -> PolicyDenied:
+    where = f"line {line}: " if line else ""
+    return PolicyDenied(
+        f"{where}{message} Agent code works with values through the proxies; use their "
+        "public API (columns, methods, describe(x) from pairproxy.agent).",
+        rule="membrane",
+        reason="the membrane keeps the interpreter's internals out of agent code",
+    )
+
+
+def is_dunder(name: str) -> bool:
+    return len(name) > 4 and name.startswith("__") and name.endswith("__")
+
+
+def attribute_refusal(name: str) -> str | None:
+    """Why reading attribute `name` is refused, or None when it is allowed."""
+    name = unicodedata.normalize("NFKC", name)
+    if name.startswith("_self_"):
+        return f"attribute {name!r} is sealed."
+    if name in FRAME_ATTRS:
+        return f"attribute {name!r} reaches interpreter frames and code objects."
+    if is_dunder(name) and name not in SAFE_DUNDERS:
+        return f"attribute {name!r} is a dunder that reaches the interpreter's internals."
+    return None
+
+
+def write_refusal(name: str) -> str | None:
+    name = unicodedata.normalize("NFKC", name)
+    if name.startswith("_self_") or name in FRAME_ATTRS or is_dunder(name):
+        return f"setting or deleting attribute {name!r} is not available to agent code."
+    return None
+
+
+# --- the AST pass ---------------------------------------------------------------------------
+
+
+class SemanticTransform(ast.NodeTransformer):
+    """The rewrite agent code needs to keep its meaning through proxies at all:
+    ``except X`` gets real exception classes even when ``X`` is proxied."""
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> ast.AST:
+        self.generic_visit(node)
+        if node.type is not None:
+            node.type = ast.copy_location(_call(EXC, [node.type]), node.type)
+        return node
+
+
+class GuardTransform(SemanticTransform):
+    """Static refusals and the few rewrites (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._class_depth = 0
+
+    def _refuse(self, node: ast.AST, message: str) -> PolicyDenied:
+        return _membrane_error(message, line=getattr(node, "lineno", None))
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in FORBIDDEN_NAMES or node.id.startswith("__pp_"):
+            raise self._refuse(node, f"the name {node.id!r} is not available to agent code.")
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        self.generic_visit(node)
+        name = node.attr
+        if isinstance(node.ctx, ast.Load):
+            if name == "__class__":
+                return ast.copy_location(_call(CLASS, [node.value]), node)
+            if name in ("format", "format_map"):
+                return ast.copy_location(_call(GETATTR, [node.value, ast.Constant(name)]), node)
+            if _is_super_call(node.value) and name in SUPER_DUNDERS:
+                return node
+            why = attribute_refusal(name)
+        else:
+            why = write_refusal(name) if (is_dunder(name) or name.startswith("_self_") or name in FRAME_ATTRS) else None
+        if why:
+            raise self._refuse(node, why)
+        return node
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
+        for kw in node.keywords:
+            if kw.arg == "metaclass":
+                raise self._refuse(node, "metaclasses are not available to agent code.")
+        for stmt in node.body:
+            for name in _bound_names(stmt):
+                if name in PROTOCOL_HOOKS:
+                    raise self._refuse(
+                        stmt,
+                        f"class {node.name!r} may not define {name!r}: library code calls "
+                        "that hook with real objects.",
+                    )
+        self._class_depth += 1
+        try:
+            self.generic_visit(node)
+        finally:
+            self._class_depth -= 1
+        return node
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST:
+        if node.level:
+            raise self._refuse(node, "relative imports are not available to agent code.")
+        return node
+
+
+def _call(name: str, args: list[ast.expr]) -> ast.Call:
+    return ast.Call(func=ast.Name(name, ast.Load()), args=args, keywords=[])
+
+
+def _is_super_call(node: ast.expr) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super"
+
+
+def _bound_names(stmt: ast.stmt) -> list[str]:
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [stmt.name]
+    targets: list[ast.expr] = []
+    if isinstance(stmt, ast.Assign):
+        targets = list(stmt.targets)
+    elif isinstance(stmt, (ast.AnnAssign, ast.AugAssign)):
+        targets = [stmt.target]
+    names = []
+    for t in targets:
+        for n in ast.walk(t):
+            if isinstance(n, ast.Name):
+                names.append(n.id)
+    return names
+
+
+def compile_agent(
+    code: str, filename: str, allow_await: bool = False, mode: str = "exec", *, guarded: bool = True
+) -> types.CodeType:
+    """Compile agent code through the guard, like a notebook cell: the last expression's
+    value is kept (``exec`` mode).  With `allow_await`, top-level ``await`` is allowed.
+    ``guarded=False`` keeps only the semantic rewrite (for measuring the guard's cost)."""
+    tree = ast.parse(code, filename, mode)
+    tree = (GuardTransform() if guarded else SemanticTransform()).visit(tree)
+    if mode == "exec" and isinstance(tree, ast.Module) and tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = tree.body[-1]
+        tree.body[-1] = ast.copy_location(
+            ast.Assign(targets=[ast.Name(LAST, ast.Store())], value=last.value), last
+        )
+    ast.fix_missing_locations(tree)
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if allow_await else 0
+    code_obj = compile(tree, filename, mode, flags=flags, dont_inherit=True)
+    _GUARDED_CODE.add(code_obj)
+    return code_obj
+
+
+_GUARDED_CODE: weakref.WeakSet[types.CodeType] = weakref.WeakSet()
+
+
+# --- run-time helpers the rewrites call ---------------------------------------------------
+
+
+def exception_types(spec: Any) -> Any:
+    """``except`` needs real exception classes: unwrap proxied ones (``pl.exceptions.X``)."""
+    if type(spec) in PROXY_TYPES:
+        real = _get(spec).obj
+        if isinstance(real, type) and issubclass(real, BaseException):
+            return real
+        if isinstance(real, tuple):
+            return tuple(exception_types(x) for x in real)
+        return real
+    if type(spec) is tuple:
+        return tuple(exception_types(x) for x in spec)
+    return spec
+
+
+def check_format_string(fmt: str) -> None:
+    """Refuse format fields that walk into private or dunder attributes
+    (``"{0.__class__.__init__.__globals__}"``), also in nested format specs."""
+    for _, field, spec, _ in string.Formatter().parse(fmt):
+        if field:
+            for part in field.replace("[", ".").replace("]", "").split(".")[1:]:
+                if part.startswith("_"):
+                    raise _membrane_error(
+                        f"the format field {{{field}}} walks into the private attribute {part!r}."
+                    )
+        if spec and "{" in spec:
+            check_format_string(spec)
+
+
+def _checked_format(s: str) -> Callable[..., str]:
+    def format(*args: Any, **kwargs: Any) -> str:  # noqa: A001 - it is str.format
+        check_format_string(s)
+        return s.format(*args, **kwargs)
+
+    return format
+
+
+def _checked_format_map(s: str) -> Callable[..., str]:
+    def format_map(mapping: Any) -> str:
+        check_format_string(s)
+        return s.format_map(mapping)
+
+    return format_map
+
+
+def _unbound_format(fmt: Any, *args: Any, **kwargs: Any) -> str:
+    if isinstance(fmt, str):
+        check_format_string(fmt)
+    return str.format(fmt, *args, **kwargs)
+
+
+def _unbound_format_map(fmt: Any, mapping: Any) -> str:
+    if isinstance(fmt, str):
+        check_format_string(fmt)
+    return str.format_map(fmt, mapping)
+
+
+# --- guarded builtins -----------------------------------------------------------------------
+
+
+class AgentBuiltins:
+    """Builds the builtins dict agent code runs with, for one session."""
+
+    #: Builtins that are policy-judged calls of the real function (effect from the catalogue).
+    JUDGED = ("open", "input", "help", "breakpoint")
+    #: Builtins removed outright: no data use, and they reach process state.
+    REMOVED = ("exit", "quit", "copyright", "credits", "license", "__build_class__", "__loader__", "__spec__")
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        m = session._m
+        self._m = m
+        self._builtins_proxy = m.root(builtins, "builtins", actor="owner")
+        self._bst = _get(self._builtins_proxy)
+
+    def build(self) -> dict[str, Any]:
+        b = dict(builtins.__dict__)
+        for name in self.REMOVED:
+            b.pop(name, None)
+        b["__build_class__"] = builtins.__build_class__  # class statements (bodies are guarded)
+        b["__import__"] = self.session._import
+        b["getattr"] = self.getattr
+        b["setattr"] = self.setattr
+        b["delattr"] = self.delattr
+        b["hasattr"] = self.hasattr
+        b["type"] = self.type
+        b["vars"] = self.vars
+        b["globals"] = self._refuser("globals()", "name the values you need directly")
+        b["locals"] = self._refuser("locals()", "name the values you need directly")
+        b["eval"] = self.eval
+        b["exec"] = self.exec
+        b["compile"] = self.compile
+        for name in self.JUDGED:
+            b[name] = self._judged(name)
+        return b
+
+    # --- attribute builtins
+
+    def getattr(self, obj: Any, name: str, *default: Any) -> Any:
+        if not isinstance(name, str):
+            return builtins.getattr(obj, name, *default)  # raises the native TypeError
+        why = attribute_refusal(name)
+        if why:
+            raise _membrane_error(f"getattr(..., {name!r}): {why}")
+        return guarded_getattr(obj, name, *default)
+
+    def setattr(self, obj: Any, name: str, value: Any) -> None:
+        why = write_refusal(name) if isinstance(name, str) else None
+        if why:
+            raise _membrane_error(f"setattr(..., {name!r}, ...): {why}")
+        builtins.setattr(obj, name, value)
+
+    def delattr(self, obj: Any, name: str) -> None:
+        why = write_refusal(name) if isinstance(name, str) else None
+        if why:
+            raise _membrane_error(f"delattr(..., {name!r}): {why}")
+        builtins.delattr(obj, name)
+
+    def hasattr(self, obj: Any, name: str) -> bool:
+        if isinstance(name, str) and attribute_refusal(name):
+            return builtins.hasattr(obj, name) if type(obj) not in PROXY_TYPES else False
+        try:
+            guarded_getattr(obj, name)
+        except AttributeError:
+            return False
+        return True
+
+    def type(self, *args: Any) -> Any:
+        if len(args) == 1:
+            return proxied_class(args[0])
+        raise _membrane_error("type() with three arguments creates classes dynamically; use a class statement.")
+
+    def vars(self, *args: Any) -> Any:
+        if args and is_agent_type(builtins.type(args[0])):
+            return builtins.vars(args[0])
+        raise _membrane_error(
+            "vars() is available for objects of classes defined in agent code only; "
+            "it would reach the internals of library objects."
+        )
+
+    # --- code builtins
+
+    def _judge_exec(self, name: str, source: Any) -> None:
+        from . import ops as O
+
+        m = self._m
+        fields = {"name": name, "args": (O.Opaque("code", _short_text(source)),), "kwargs": {}}
+        m.admit(self._bst, "call", self._bst.key, name, "exec", m.all_rights, "", (source,), None, O.Call, fields)
+        m._record(O.Call, self._bst, m.now_ns(), "exec", None, fields)
+
+    def eval(self, source: Any, globals: Any = None, locals: Any = None) -> Any:
+        self._judge_exec("eval", source)
+        code = self._code_for(source, "eval")
+        return builtins.eval(code, self._agent_globals(globals), locals)
+
+    def exec(self, source: Any, globals: Any = None, locals: Any = None) -> None:
+        self._judge_exec("exec", source)
+        code = self._code_for(source, "exec")
+        builtins.exec(code, self._agent_globals(globals), locals)
+
+    def compile(self, source: Any, filename: str = "<agent-compile>", mode: str = "exec", *args: Any, **kwargs: Any) -> Any:
+        self._judge_exec("compile", source)
+        if not isinstance(source, str):
+            raise _membrane_error("compile() in agent code takes source text only.")
+        return compile_agent(source, "<agent-compile>", mode=mode)
+
+    def _code_for(self, source: Any, mode: str) -> Any:
+        if isinstance(source, types.CodeType):
+            if source in _GUARDED_CODE:
+                return source
+            raise _membrane_error("only code compiled by agent code itself can be run.")
+        if not isinstance(source, str):
+            raise _membrane_error(f"{mode}() in agent code takes source text only.")
+        return compile_agent(source, "<agent-eval>", mode=mode)
+
+    def _agent_globals(self, given: Any) -> dict[str, Any]:
+        current = self.session._current_globals
+        if given is None:
+            if current is None:
+                raise _membrane_error("eval/exec outside an agent execution.")
+            return current  # type: ignore[no-any-return]
+        if not isinstance(given, dict):
+            raise TypeError("globals must be a dict")
+        g = dict(given)
+        g["__builtins__"] = current["__builtins__"] if current else self.build()
+        return g
+
+    # --- policy-judged builtins
+
+    def _judged(self, name: str) -> Any:
+        fn = builtins.getattr(builtins, name)
+        m = self._m
+        bst = self._bst
+
+        def judged(*args: Any, **kwargs: Any) -> Any:
+            st = m.member_state(bst, name, fn)
+            return m.call(st, args, kwargs)
+
+        judged.__name__ = name
+        judged.__qualname__ = name
+        return judged
+
+    @staticmethod
+    def _refuser(what: str, hint: str) -> Callable[..., Any]:
+        def refuse(*_: Any, **__: Any) -> Any:
+            raise _membrane_error(f"{what} is not available to agent code ({hint}).")
+
+        return refuse
+
+
+def _short_text(source: Any) -> str:
+    text = source if isinstance(source, str) else builtins.type(source).__name__
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
+    """``getattr`` for the rewrites: ``str.format`` checked, ``__class__`` proxied."""
+    if name == "__class__":
+        return proxied_class(obj)
+    if name in ("format", "format_map") and builtins.type(obj) not in PROXY_TYPES:
+        if isinstance(obj, str):
+            return _checked_format(obj) if name == "format" else _checked_format_map(obj)
+        if obj is str:
+            return _unbound_format if name == "format" else _unbound_format_map
+    return builtins.getattr(obj, name, *default)
+
+
+def proxied_class(obj: Any) -> Any:
+    """``type(x)`` / ``x.__class__`` for agent code: the class as a proxy when x is one."""
+    if builtins.type(obj) in PROXY_TYPES:
+        st = _get(obj)
+        return st.m.attr(st, "__class__")
+    return builtins.type(obj)
+
+
+# --- agent-defined types ------------------------------------------------------------------
+
+_AGENT_TYPES: dict[type, bool] = {}
+
+
+def is_agent_type(t: type) -> bool:
+    """Whether `t` was defined by agent code (any of its methods was compiled by the guard)."""
+    known = _AGENT_TYPES.get(t)
+    if known is None:
+        known = False
+        for base in getattr(t, "__mro__", ()):
+            for value in vars(base).values():
+                fn = getattr(value, "__func__", value)
+                code = getattr(fn, "__code__", None)
+                if isinstance(code, types.CodeType) and code.co_filename.startswith("<agent"):
+                    known = True
+                    break
+            if known:
+                break
+        _AGENT_TYPES[t] = known
+    return known
+
+
+def is_agent_function(fn: Any) -> bool:
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    return isinstance(code, types.CodeType) and code.co_filename.startswith("<agent")
+
+
+# --- wall-time limit ----------------------------------------------------------------------
+
+
+class WallTimeExceeded(ResourceLimit):
+    def __init__(self, *args: Any) -> None:
+        super().__init__(
+            *(args or ("this execution ran past its wall-time budget (policy limits.wall_seconds); "
+                       "work on a sample, aggregate before looping, or split the work",))
+        )
+
+
+class Watchdog:
+    """Interrupts one thread's agent code when its wall-time budget runs out.
+
+    Uses ``PyThreadState_SetAsyncExc``: the exception is raised in the agent's thread at
+    its next bytecode, so pure-Python loops stop; a single long call into native code
+    (one huge pandas operation) stops when it returns.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._thread_id = threading.get_ident()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._fired = False
+
+    def __enter__(self) -> Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._timer.cancel()
+        if self._fired and exc[0] is None:
+            # fired after the code finished: clear the pending exception
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id), None)
+
+    def _fire(self) -> None:
+        self._fired = True
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(self._thread_id), ctypes.py_object(WallTimeExceeded)
+        )

@@ -1,0 +1,61 @@
+"""Property: whatever deterministic code the agent runs, replaying its log reproduces every
+op and every fingerprint."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from strategies import agent_programs, replay_roots
+
+import pairproxy as pp
+from pairproxy import ops as O
+from pairproxy.replay import replay
+
+
+def _record(log: Path, program: list[str], fmt_suffix: str) -> list[O.Op]:
+    session = pp.Session(log=log.with_suffix(fmt_suffix))
+    ns = replay_roots()
+    for code in program:
+        try:
+            session.exec(code, ns)
+        except (KeyError, ValueError, TypeError, IndexError):
+            pass  # errors are part of the log, and must be replayed as errors
+    session.close()
+    return list(session.records)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(program=agent_programs(), suffix=st.sampled_from([".jsonl", ".msgpack"]))
+def test_replay_reproduces_every_op_and_fingerprint(program: list[str], suffix: str) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        log = Path(d) / "ops"
+        records = _record(log, program, suffix)
+        report = replay(log.with_suffix(suffix), roots=replay_roots(), progress=False)
+        assert report.ok, report.describe() + f"\nprogram: {program}"
+        assert report.execs == len(program)
+        data_ops = [r for r in records if not isinstance(r, (O.Exec, O.ExecEnd))]
+        assert report.ops == len(data_ops)
+        assert any(r.fp is not None for r in records)  # fingerprints were compared, not skipped
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(program=agent_programs(max_execs=3), data=st.data())
+def test_a_changed_root_is_caught(program: list[str], data: st.DataObject) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        log = Path(d) / "ops.jsonl"
+        _record(log.with_suffix(""), program, ".jsonl")
+        roots = replay_roots()
+        name = data.draw(st.sampled_from(["df", "arr", "lst"]))
+        if name == "df":
+            roots["df"].loc[0, "v"] = 100
+        elif name == "arr":
+            roots["arr"][0] = 100
+        else:
+            roots["lst"].append(100)
+        report = replay(log, roots=roots, progress=False)
+        # every namespace value is a root, fingerprinted when the first execution starts
+        assert report.divergence is not None, report.describe()
+        assert report.divergence.field.startswith("fp") and report.divergence.logged_op.startswith(name)

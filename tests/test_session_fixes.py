@@ -1,0 +1,66 @@
+"""Approvals are for exactly the op that was asked about; policy changes reach values
+already seen; agent code never gets the real pairproxy package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import pairproxy as pp
+from pairproxy.policy import builtin_policy
+
+ASK_WRITES = """
+[policy]
+name = "ask-writes"
+default = "allow"
+
+[[rule]]
+effect = "io"
+decision = "ask"
+reason = "writing files needs the owner"
+"""
+
+
+def test_a_one_time_grant_covers_exactly_the_asked_op(tmp_path: Path) -> None:
+    policy = tmp_path / "ask.toml"
+    policy.write_text(ASK_WRITES)
+    s = pp.Session(policy=policy)
+    long_a = str(tmp_path / ("a" * 80 + "-one.csv"))
+    long_b = str(tmp_path / ("a" * 80 + "-two.csv"))  # same first 80+ characters
+    ns = {"df": pd.DataFrame({"x": [1]})}
+    with pytest.raises(pp.PolicyDenied, match="approval #1"):
+        s.exec(f"df.to_csv({long_a!r})", ns)
+    s.grant(1, once=True)
+    with pytest.raises(pp.PolicyDenied, match="approval #2"):
+        s.exec(f"df.to_csv({long_b!r})", ns)  # a different op: not covered
+    s.exec(f"df.to_csv({long_a!r})", ns)  # the asked op passes, once
+    assert Path(long_a).exists() and not Path(long_b).exists()
+    with pytest.raises(pp.PolicyDenied, match="approval #3"):
+        s.exec(f"df.to_csv({long_a!r})", ns)
+
+
+def test_a_policy_change_reaches_values_already_seen() -> None:
+    s = pp.Session(policy=builtin_policy("read_only"))
+    ns = {"df": pd.DataFrame({"x": [1, 2]})}
+    s.exec("col = df['x']", ns)
+    with pytest.raises(pp.PolicyDenied):
+        s.exec("df['y'] = 0", ns)
+    s.set_policy(pp.load_policy(builtin_policy("analyst")))
+    s.exec("df['y'] = 0", ns)
+    assert list(pp.unwrap(ns["df"]).columns) == ["x", "y"]
+    s.set_policy(pp.load_policy(builtin_policy("read_only")))
+    with pytest.raises(pp.PolicyDenied):
+        s.exec("col.iloc[0] = 5", ns)  # derived before the change, read-only again
+
+
+def test_plain_import_of_the_agent_api_binds_a_stand_in_package() -> None:
+    s = pp.Session(policy=builtin_policy("read_only"))
+    ns = {"df": pd.DataFrame({"x": [1]})}
+    assert s.exec("import pairproxy.agent\npairproxy.agent.describe(df)", ns).startswith("pandas.DataFrame")
+    for name in ("unwrap", "Session", "proxy", "membrane"):
+        with pytest.raises(AttributeError):
+            s.exec(f"import pairproxy.agent\npairproxy.{name}", ns)
+    with pytest.raises(pp.PolicyDenied):
+        s.exec("import pairproxy", ns)
