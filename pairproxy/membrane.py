@@ -124,7 +124,7 @@ _NO_FAST: dict[Any, str] = {}
 
 #: What to suggest when an effect is refused and the rule gave no hint.
 EFFECT_HINTS = {
-    "mutate": "work on a new value instead of changing this one in place: "
+    "mutate": "build a new value rather than changing this one in place: "
     "df.assign(col=...), df.drop(columns=...), df.sort_values(...) without inplace=True "
     "(polars: df.with_columns(...)), and bind the result to a new name",
     "io": "keep results in variables and show them as the cell's last expression; "
