@@ -248,6 +248,17 @@ class Membrane:
         if self.max_ops is not None:
             self._check_budget()
         if not BIT[effect] & have:
+            if st is not None and st.key.is_module and not st.rights:
+                if kind == "attr" and isinstance(getattr(st.obj, member, None), types.ModuleType):
+                    # ``import marimo._code_mode`` binds ``marimo``: walking to a submodule
+                    # is allowed here, and the submodule is judged as its own import.
+                    return ALLOW
+                self._refuse(st, kind, member, effect, Verdict(
+                    "deny", cap or "capability",
+                    f"module {st.key.display} is in the notebook's namespace, but this policy "
+                    "does not let agent code import it, so it cannot be used either",
+                    EFFECT_HINTS["import"],
+                ), cls, fields)
             root = f"$.{st.root}" if st is not None and st.root else "the notebook object it comes from"
             v = Verdict(
                 "deny", cap or "capability",
@@ -387,6 +398,13 @@ class Membrane:
             return known
         if self.policy is not None:
             rights, cap = self.policy.root_rights(name, obj)
+            if isinstance(obj, types.ModuleType):
+                # A module among the notebook's globals is as good as an import: one the
+                # policy would not let the agent import is unusable through any route.
+                mname = getattr(obj, "__name__", name)
+                v = self.policy.decide("import", module_key(obj), mname, "import", "", (), None)
+                if v.decision != "allow":
+                    rights, cap = 0, v.rule
         else:
             rights, cap = ALL_RIGHTS, ""
         p0 = _perf()
@@ -446,6 +464,13 @@ class Membrane:
             self._origin[st.ref] = seq
             px = cache[via] = new_proxy(st)
             return O.Ref(st.ref, 0, st.key.display), px
+        if isinstance(res, types.ModuleType):
+            # ``pd.io.common.os``, ``f.__globals__["os"]``: reaching a module is an import,
+            # whatever the route (its own ``import`` op, before the op that reached it).
+            # Modules are code: the route never attenuates them.
+            px = self.import_(res.__name__, (), lambda: res)
+            mst = _get(px)
+            return O.Ref(mst.ref, mst.ver), px
         px = self._by_id.get(id(res))
         if px is not None:
             st = _get(px)
@@ -455,12 +480,6 @@ class Membrane:
             return O.Ref(st.ref, st.ver), px
         code = isinstance(res, _CODE_TYPES) or (parent.code and callable(res) and not code_call)
         owner = parent if via in VIEW_ATTRS else None
-        if t is types.ModuleType:
-            # ``pd.io.common.os``, ``f.__globals__["os"]``: reaching a module is an import,
-            # whatever the route (its own ``import`` op, before the op that reached it).
-            px = self.import_(res.__name__, (), lambda: res)
-            mst = _get(px)
-            return O.Ref(mst.ref, mst.ver), px
         st = self._new_state(res, rights, cap, parent.root, owner, via, False, code)
         st.pkey = parent.key if via else None
         px = new_proxy(st)

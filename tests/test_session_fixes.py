@@ -64,3 +64,32 @@ def test_plain_import_of_the_agent_api_binds_a_stand_in_package() -> None:
             s.exec(f"import pairproxy.agent\npairproxy.{name}", ns)
     with pytest.raises(pp.PolicyDenied):
         s.exec("import pairproxy", ns)
+
+
+def test_modules_in_the_notebook_namespace_are_judged_like_imports() -> None:
+    import os
+
+    import numpy as np
+
+    s = pp.Session(policy=builtin_policy("read_only"))
+    ns = {"df": pd.DataFrame({"x": [1]}), "os": os, "pp": pp, "np": np}
+    for code in ("os.getcwd()", "pp.unwrap(df)", "pp.Session()"):
+        with pytest.raises(pp.PolicyDenied, match="does not let agent code import it"):
+            s.exec(code, ns)
+    assert s.exec("int(np.arange(3).sum())", ns) == 3  # an allowed library works as usual
+
+
+def test_a_refused_package_still_leads_to_an_allowed_submodule(tmp_path: Path) -> None:
+    import json
+
+    policy = tmp_path / "p.toml"
+    policy.write_text(
+        '[policy]\nname = "p"\ndefault = "allow"\n\n'
+        '[[rule]]\nop = "import"\nname = "json"\ndecision = "deny"\n\n'
+        '[[rule]]\nop = "import"\nname = "json.decoder"\ndecision = "allow"\n'
+    )
+    s = pp.Session(policy=policy)
+    ns = {"json": json}
+    assert s.exec("import json.decoder as d\nd.JSONDecoder().decode('[1]')", ns) == [1]
+    with pytest.raises(pp.PolicyDenied, match="does not let agent code import it"):
+        s.exec("json.dumps([1])", ns)
