@@ -26,6 +26,7 @@ from .fingerprint import BATCH as FP_BATCH
 from .fingerprint import apply_pending
 from .guard import is_agent_type
 from .outbound import Outbound, outbound_object, unwrap_outbound
+from .provenance import path_text, short_text
 from .proxy import BINOP_FUNCS, PROXY_TYPES, State, _get, new_proxy
 
 _perf = time.perf_counter_ns
@@ -346,38 +347,18 @@ class Membrane:
 
     def path(self, ref: int, limit: int = 12) -> str:
         """Readable provenance of a ref: ``$.sales.groupby('region')['revenue'].sum()``."""
-        chain: list[O.Op] = []
-        cur = ref
-        base = f"${cur}"
-        while True:
-            o = self._origin.get(cur)
-            if o is None:
-                break
-            if type(o) is int:
-                o = self.records[o]
-            if isinstance(o, O.Root):
-                base = f"$.{o.name}"
-                break
-            if isinstance(o, tuple):  # ("callback", name, parent ref)
-                base = f"{self.path(o[2], 3)}.<{o[1]} argument>"
-                break
-            chain.append(o)
-            cur = o.ref
-            if len(chain) >= limit:
-                base = "$…"
-                break
-        text = base
-        for rec in reversed(chain):
-            text = O.render(rec, text, self._short_name)
-        return text
+        return path_text(ref, self._origin_of, limit)
 
     def _short_name(self, ref: int) -> str:
+        return short_text(ref, self._origin_of)
+
+    def _origin_of(self, ref: int) -> O.Op | str | None:
         o = self._origin.get(ref)
         if type(o) is int:
-            o = self.records[o]
-        if isinstance(o, O.Root):
-            return o.name
-        return self.path(ref, 3)
+            return self.records[o]
+        if isinstance(o, tuple):  # ("callback", name, parent ref)
+            return f"{self.path(o[2], 3)}.<{o[1]} argument>"
+        return o  # type: ignore[return-value]
 
     # --- wrapping -----------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ it) and renders the same text, e.g. ``$.df.groupby('k')['v'].sum()``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from . import ops as O
 
@@ -21,6 +21,53 @@ def new_refs(out: O.Arg) -> Iterator[O.Ref]:
     elif isinstance(out, O.Seq):
         for item in out.items:
             yield from new_refs(item)
+
+
+Origin = Callable[[int], "O.Op | str | None"]
+
+
+def path_text(ref: int, origin: Origin, limit: int = 12) -> str:
+    """Readable provenance of `ref`: the producing ops rendered from its root outwards.
+
+    Pure.  `origin(ref)` answers the record that made a ref (a ``Root`` record for a
+    root), a ready-made text for a ref with no record (a value real code handed to an
+    agent callback), or None when unknown (``$7``).  Chains longer than `limit` are cut
+    at the root end (``$…``).  Used live by the membrane and offline by log readers, so
+    both print the same text.
+    """
+    chain: list[O.Op] = []
+    cur = ref
+    base = f"${cur}"
+    seen: set[int] = set()
+    while True:
+        o = origin(cur)
+        if o is None or cur in seen:
+            break
+        seen.add(cur)
+        if isinstance(o, str):
+            base = o
+            break
+        if isinstance(o, O.Root):
+            base = f"$.{o.name}"
+            break
+        chain.append(o)
+        cur = o.ref
+        if len(chain) >= limit:
+            base = "$…"
+            break
+    text = base
+    names = lambda r: short_text(r, origin)  # noqa: E731 - a renderer callback
+    for rec in reversed(chain):
+        text = O.render(rec, text, names)
+    return text
+
+
+def short_text(ref: int, origin: Origin) -> str:
+    """How an argument ref reads inside an op: a root's name, else a short path."""
+    o = origin(ref)
+    if isinstance(o, O.Root):
+        return o.name
+    return path_text(ref, origin, 3)
 
 
 class Provenance:
@@ -50,39 +97,16 @@ class Provenance:
             self.origin[r.ref] = rec
             self.types[r.ref] = r.cls
 
-    # --- the same text as Membrane.path / Membrane._short_name ---------------------------
+    # --- the same text as Membrane.path (one implementation: `path_text`) -----------------
 
     def path(self, ref: int, limit: int = 12) -> str:
         """``$.df.groupby('k')`` for the ref made by ``df.groupby('k')``; ``$7`` when the
         log does not say where ref 7 came from (a value real code passed to a callback)."""
-        chain: list[O.Op] = []
-        cur = ref
-        base = f"${cur}"
-        seen: set[int] = set()
-        while True:
-            o = self.origin.get(cur)
-            if o is None or cur in seen:
-                break
-            seen.add(cur)
-            if isinstance(o, O.Root):
-                base = f"$.{o.name}"
-                break
-            chain.append(o)
-            cur = o.ref
-            if len(chain) >= limit:
-                base = "$…"
-                break
-        text = base
-        for rec in reversed(chain):
-            text = O.render(rec, text, self.short_name)
-        return text
+        return path_text(ref, self.origin.get, limit)
 
     def short_name(self, ref: int) -> str:
         """How an argument ref reads inside an op: a root's name, else a short path."""
-        o = self.origin.get(ref)
-        if isinstance(o, O.Root):
-            return o.name
-        return self.path(ref, 3)
+        return short_text(ref, self.origin.get)
 
     def text(self, rec: O.Op) -> str:
         """The op as Python-like text: ``$.df.groupby('k')['v'].sum()``."""
