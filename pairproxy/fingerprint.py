@@ -36,10 +36,13 @@ import msgspec
 
 from . import ops as O
 
-#: Values with more rows than this are hashed on a sample.
-SAMPLE_ROWS = 1_000_000
-#: Rows hashed when sampling.
-SAMPLE_SIZE = 100_000
+#: Values with more rows than this are hashed on a sample.  Every intermediate result an
+#: agent makes is fingerprinted, so whole-value hashing is kept to values whose hash costs
+#: well under a millisecond (benchmarks/bench_oplog.py measures it).
+SAMPLE_ROWS = 50_000
+#: Rows hashed when sampling (evenly spaced, first and last included), plus the shape and
+#: dtypes: a replay compares the same rows, and the record says it was a sample.
+SAMPLE_SIZE = 4_096
 #: Within one execution, fingerprint pending values every this many new values, so a
 #: long loop does not keep every intermediate result alive until the end.
 BATCH = 256
@@ -65,11 +68,16 @@ def fingerprint(value: Any) -> O.Fingerprint:
     return _fingerprint(value, {})
 
 
-def apply_pending(records: list[O.Op], pending: list[tuple[int, Any]]) -> None:
+def apply_pending(
+    records: list[O.Op], pending: list[tuple[int, Any]], held: Callable[[Any], bool] | None = None
+) -> None:
     """Store fingerprints of `pending` ``(seq, value)`` pairs in ``records[seq].fp``.
 
     Entries whose record is not appended yet stay pending; the rest are removed.  Several
-    values minted by one op (a tuple result) get one combined fingerprint.
+    values minted by one op (a tuple result) get one combined fingerprint.  With `held`,
+    only values it says the agent still holds are hashed: a temporary the agent already
+    dropped keeps ``fp=None`` (hashing every intermediate of a pipeline would cost more
+    than the pipeline; a replay drops the same temporaries, so it compares the same set).
     """
     if not pending:
         return
@@ -78,7 +86,8 @@ def apply_pending(records: list[O.Op], pending: list[tuple[int, Any]]) -> None:
     keep: list[tuple[int, Any]] = []
     for seq, value in pending:
         if seq < n:
-            by_seq.setdefault(seq, []).append(value)
+            if held is None or held(value):
+                by_seq.setdefault(seq, []).append(value)
         else:
             keep.append((seq, value))
     pending[:] = keep
@@ -192,8 +201,7 @@ def _fp_pandas(value: Any, cls: str, memo: Memo) -> O.Fingerprint:
     if isinstance(value, pd.DataFrame):
         dtypes = ",".join(f"{c}:{d}" for c, d in value.dtypes.items())
         h.update(_canon(list(value.columns)))
-        for i in range(obj.shape[1]):
-            col = obj.iloc[:, i]
+        for _, col in obj.items():  # (not .iloc[:, i]: its indexing checks cost more than the hash)
             h.update(str(col.dtype).encode())
             h.update(_column_hash(col, memo).encode())
         h.update(_index_hash(obj.index, memo).encode())

@@ -471,7 +471,7 @@ class Membrane:
             pending = self.pending_fp
             pending.append((seq, res))
             if len(pending) >= FP_BATCH:  # a long loop: do not keep every result alive
-                apply_pending(self.records, pending)
+                self.fingerprint_pending()
         if len(by_id) > self._sweep_at:
             self.sweep()
         return O.Ref(st.ref, 0, st.key.display), px
@@ -491,6 +491,16 @@ class Membrane:
             return O.Seq("tuple", encs), res
         rebuilt = tuple(vals) if type(res) is tuple else type(res)._make(vals)  # type: ignore[attr-defined]
         return O.Seq("tuple", encs), rebuilt
+
+    def fingerprint_pending(self) -> None:
+        """Fingerprint the pending results the agent still holds (see `apply_pending`)."""
+        apply_pending(self.records, self.pending_fp, self._held)
+
+    def _held(self, obj: Any) -> bool:
+        # A proxy held only by the identity map (and this frame and getrefcount's
+        # argument) is a temporary the agent has dropped.
+        px = self._by_id.get(id(obj))
+        return px is None or sys.getrefcount(px) > 3
 
     def sweep(self) -> None:
         """Forget proxies nothing else holds (their real objects may then be freed).

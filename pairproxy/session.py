@@ -16,7 +16,6 @@ from typing import Any
 
 from . import ops as O
 from .errors import PolicyDenied
-from .fingerprint import apply_pending
 from .guard import (
     CLASS,
     EXC,
@@ -210,7 +209,7 @@ class Session:
         """Fingerprint new results and write buffered records to the log (done at the end
         of every `exec`), then tell `subscribe`rs."""
         if self._m.pending_fp:
-            apply_pending(self._m.records, self._m.pending_fp)
+            self._m.fingerprint_pending()
         if self._log is not None:
             self._log.write(self._m.records)
         if self._listeners:
