@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import polars as pl
+from harness.workloads import make_sales  # the corpus's sales frame, shared with run.py
 
 import pairproxy as pp
 
@@ -79,17 +79,6 @@ out = (
     .sort("revenue", descending=True)
 )
 """
-
-
-def make_sales(n: int, lib: str) -> Any:
-    rng = np.random.default_rng(7)
-    data = {
-        "region": rng.choice(["north", "south", "east", "west"], n),
-        "product": rng.choice(["apple", "pear", "plum"], n),
-        "units": rng.integers(1, 50, n),
-        "price": rng.uniform(0.5, 3.0, n).round(2),
-    }
-    return pd.DataFrame(data) if lib == "pandas" else pl.DataFrame(data)
 
 
 def bench_pipeline(lib: str, n: int, repeat: int) -> tuple[float, float, int]:
