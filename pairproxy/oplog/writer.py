@@ -140,25 +140,28 @@ class LogWriter:
         pack = FRAME.pack
         f = self._f
         # Large batches go out in chunks: a bounded buffer, and whole entries only.
+        prev_b = prev.encode()
         for chunk in range(start, end, _CHUNK):
             out = bytearray()
-            # The hot loop of the writer: one encode, one hash and one splice per record.
+            # The hot loop of the writer: one encode, one hash and one splice per record
+            # (the link is kept as bytes too, so it is encoded once).
             for i in range(chunk, min(chunk + _CHUNK, end)):
                 rec = records[i]
                 if rec.prev:
                     rec = replace(rec, prev="")
                 canon = enc(rec)
-                prev = sha(prev.encode() + canon).hexdigest()[:LINK_LEN]
+                prev = sha(prev_b + canon).hexdigest()[:LINK_LEN]
+                prev_b = prev.encode()
                 if json:
                     out += canon[:-1]
                     out += SUFFIX_HEAD
-                    out += prev.encode()
+                    out += prev_b
                     out += b'"}\n'
                 else:
                     n = len(canon)
                     out += pack(n, n ^ 0xFFFFFFFF)
                     out += canon
-                    out += prev.encode()
+                    out += prev_b
                 records[i] = replace(rec, prev=prev)
             f.write(out)
         self._emit(bytearray())
