@@ -122,6 +122,7 @@ class Verdict:
 
 ALLOW = Verdict("allow")
 _NO_FAST: dict[Any, str] = {}
+_NO_FAST_OPS: dict[Any, str] = {}
 
 #: What to suggest when an effect is refused and the rule gave no hint.
 EFFECT_HINTS = {
@@ -203,6 +204,8 @@ class Membrane:
         # The policy fills it in place, so keep its own (possibly empty) dict.
         fast = getattr(policy, "fast_attrs", None) if policy is not None else None
         self.fast_attrs: dict[tuple[TypeKey, str, str], str] = fast if fast is not None else _NO_FAST
+        ops = getattr(policy, "fast_ops", None) if policy is not None else None
+        self.fast_ops: dict[tuple[str, TypeKey, str, str, str], str] = ops if ops is not None else _NO_FAST_OPS
         if changed and self._by_id:
             self._rederive_rights()
 
@@ -768,8 +771,15 @@ class Membrane:
         named by the record (a method's owner), `st` the proxy the op came through;
         `key` is what the policy matches (default: the target's type)."""
         tgt = target or st
-        if self.policy is None and self.max_ops is None and BIT[effect] & have:
-            rule = ""  # nothing to judge: skip `admit` (the per-op fast path)
+        if self.max_ops is None and BIT[effect] & have:
+            # The per-op fast path: nothing to judge, or a decision the policy made once
+            # for this op's static key and that no argument can change.
+            if self.policy is None:
+                rule = ""
+            else:
+                rule = self.fast_ops.get((kind, key or tgt.key, member, effect, tgt.root))  # type: ignore[assignment]
+                if rule is None:
+                    rule = self.admit(tgt, kind, key or tgt.key, member, effect, have, cap, args, kwargs, cls, fields).rule
         else:
             rule = self.admit(tgt, kind, key or tgt.key, member, effect, have, cap, args, kwargs, cls, fields).rule
         p0 = _perf()

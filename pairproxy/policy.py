@@ -111,6 +111,8 @@ class Policy:
         fast_attrs: ``(type key, name, root) -> rule`` for attribute reads this policy
             allows whatever the arguments; the membrane skips `decide` for them.  The
             same dict for the policy's life (cleared, never replaced, on reload).
+        fast_ops: the same for every op kind, keyed ``(kind, type key, member, effect,
+            root)``.
 
     Examples:
         >>> p = load_policy(builtin_policy("read_only"))
@@ -125,6 +127,7 @@ class Policy:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.fast_attrs: dict[tuple[TypeKey, str, str], str] = {}
+        self.fast_ops: dict[tuple[str, TypeKey, str, str, str], str] = {}
         self._sig, raw = self._read()
         self._install(Compiled(self.path, raw))
         self._bad_sig: Any = None
@@ -146,6 +149,7 @@ class Policy:
         self.name = c.meta.name or self.path.stem
         self.description = c.meta.description
         self.fast_attrs.clear()
+        self.fast_ops.clear()
 
     # --- what the membrane calls ------------------------------------------------------
 
@@ -168,9 +172,12 @@ class Policy:
         if len(table) >= self.TABLE_LIMIT:
             table.clear()
             self.fast_attrs.clear()
+            self.fast_ops.clear()
         v = table[(kind, key, member, effect, root)] = c.entry(kind, key, member, effect, root)
-        if kind == "attr" and type(v) is Verdict and v.decision == "allow" and effect == "read":
-            self.fast_attrs[(key, member, root)] = v.rule
+        if type(v) is Verdict and v.decision == "allow":
+            self.fast_ops[(kind, key, member, effect, root)] = v.rule
+            if kind == "attr" and effect == "read":
+                self.fast_attrs[(key, member, root)] = v.rule
         return v
 
     def root_rights(self, name: str, obj: Any) -> tuple[int, str]:
