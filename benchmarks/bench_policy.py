@@ -16,19 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
+from bench_membrane import Plain  # the same plain object the membrane benchmark uses
 
 import pairproxy as pp
 from pairproxy.effects import resolve_key
 from pairproxy.policy import builtin_policy
-
-
-class Plain:
-    def __init__(self) -> None:
-        self.x = 1
-        self.items = [1, 2, 3]
-
-    def f(self) -> int:
-        return 1
 
 
 def per_op_ns(fn: Callable[[], Any], number: int, clear: Callable[[], None]) -> float:

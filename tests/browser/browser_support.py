@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +39,6 @@ def screenshot(target: Any, name: str) -> Path:
     return path
 
 
-def write_policy(path: Path, text: str) -> Path:
-    """Replace a policy file atomically (a new inode: hot reload sees the change)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".toml")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+# one helper for both suites: tests/marimo/live_support.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "marimo"))
+from live_support import write_policy as write_policy  # noqa: E402 - re-exported for the tests
