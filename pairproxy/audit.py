@@ -309,10 +309,12 @@ def audit(path: str | os.PathLike[str], policy: Any, *, progress: bool | None = 
     rights: dict[tuple[str, str], tuple[int, str]] = {}
     once: dict[str, int] = {}
     always: set[tuple[Any, ...]] = set()
+    judge_with = policy
     for rec in _progress(reader, progress):
         if reader.segment != segment:
             segment, prov = reader.segment, Provenance()
             asks, once, always = {}, {}, set()
+            judge_with = _segment_policy(policy, reader)
         prov.add(rec)
         if isinstance(rec, O.Grant):
             _note_grant(rec, asks, once, always)
@@ -322,7 +324,7 @@ def audit(path: str | os.PathLike[str], policy: Any, *, progress: bool | None = 
             continue
         judged += 1
         text = prov.text(rec)
-        verdicts = [_judge(policy, rec, q, prov, rights) for q in qs]
+        verdicts = [_judge(judge_with, rec, q, prov, rights) for q in qs]
         v = max(verdicts, key=lambda x: SEVERITY.get(x.decision, 0))
         now = v.decision
         if now == "ask" and rec.decision == "allow" and _granted(text, qs, once, always):
@@ -335,6 +337,17 @@ def audit(path: str | os.PathLike[str], policy: Any, *, progress: bool | None = 
     if reader.truncated is not None:
         notes.append(f"the log ends in a truncated entry ({reader.unit} {reader.truncated.line}); skipped")
     return AuditReport(str(path), name, judged, changes, notes)
+
+
+def _segment_policy(policy: Any, reader: Any) -> Any:
+    """The policy as the segment's session applied it: a session that ran in a marimo
+    kernel ("scratchpad" mode) had marimo's fixed boundary rules in front of its policy."""
+    headers = getattr(reader, "headers", None) or []
+    if headers and getattr(headers[-1], "mode", "") == "scratchpad":
+        from .marimo.boundary import KernelPolicy
+
+        return KernelPolicy(policy)
+    return policy
 
 
 def _note_grant(rec: O.Grant, asks: dict[int, tuple[str, tuple[Any, ...]]], once: dict[str, int],

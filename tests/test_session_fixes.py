@@ -93,3 +93,23 @@ def test_a_refused_package_still_leads_to_an_allowed_submodule(tmp_path: Path) -
     assert s.exec("import json.decoder as d\nd.JSONDecoder().decode('[1]')", ns) == [1]
     with pytest.raises(pp.PolicyDenied, match="does not let agent code import it"):
         s.exec("json.dumps([1])", ns)
+
+
+@pytest.mark.parametrize("scratchpad", [False, True])
+def test_auditing_a_log_under_the_policy_it_ran_with_changes_nothing(tmp_path: Path, scratchpad: bool) -> None:
+    from pairproxy.audit import audit
+    from pairproxy.marimo.boundary import KernelPolicy
+
+    policy = pp.load_policy(builtin_policy("read_only"))
+    log = tmp_path / "ops.jsonl"
+    s = pp.Session(policy=KernelPolicy(policy) if scratchpad else policy, log=log,
+                   mode="scratchpad" if scratchpad else "")
+    ns = {"df": pd.DataFrame({"x": [1, 2]}), "pd": pd}
+    s.exec("total = df.x.sum()", ns)
+    with pytest.raises(pp.PolicyDenied):
+        s.exec("df['y'] = 1", ns)
+    if scratchpad:  # allowed only by marimo's fixed rules, not by read_only.toml itself
+        s.exec("import marimo._code_mode as cm", ns)
+    s.close()
+    report = audit(log, builtin_policy("read_only"), progress=False)
+    assert report.judged > 3 and report.changes == []
