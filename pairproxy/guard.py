@@ -39,6 +39,10 @@ from typing import Any
 from .errors import PolicyDenied, ResourceLimit
 from .proxy import PROXY_TYPES, _get
 
+#: Agent code is compiled under file names starting with this (``<agent:7>``): how frames,
+#: functions and classes of agent code are told apart from everything else.
+AGENT_FILE_PREFIX = "<agent"
+
 LAST = "__pp_last__"
 EXC = "__pp_exc__"
 GETATTR = "__pp_getattr__"
@@ -397,11 +401,11 @@ class AgentBuiltins:
         code = self._code_for(source, "exec")
         builtins.exec(code, self._agent_globals(globals), locals)
 
-    def compile(self, source: Any, filename: str = "<agent-compile>", mode: str = "exec", *args: Any, **kwargs: Any) -> Any:
+    def compile(self, source: Any, filename: str = AGENT_FILE_PREFIX + "-compile>", mode: str = "exec", *args: Any, **kwargs: Any) -> Any:
         self._judge_exec("compile", source)
         if not isinstance(source, str):
             raise _membrane_error("compile() in agent code takes source text only.")
-        return compile_agent(source, "<agent-compile>", mode=mode)
+        return compile_agent(source, AGENT_FILE_PREFIX + "-compile>", mode=mode)
 
     def _code_for(self, source: Any, mode: str) -> Any:
         if isinstance(source, types.CodeType):
@@ -410,7 +414,7 @@ class AgentBuiltins:
             raise _membrane_error("only code compiled by agent code itself can be run.")
         if not isinstance(source, str):
             raise _membrane_error(f"{mode}() in agent code takes source text only.")
-        return compile_agent(source, "<agent-eval>", mode=mode)
+        return compile_agent(source, AGENT_FILE_PREFIX + "-eval>", mode=mode)
 
     def _agent_globals(self, given: Any) -> dict[str, Any]:
         current = self.session._current_globals
@@ -477,6 +481,12 @@ def proxied_class(obj: Any) -> Any:
 _AGENT_TYPES: dict[type, bool] = {}
 
 
+def is_agent_code(fn: Any) -> bool:
+    """Whether `fn` (a function, method, classmethod or staticmethod) was compiled from agent code."""
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    return isinstance(code, types.CodeType) and code.co_filename.startswith(AGENT_FILE_PREFIX)
+
+
 def is_agent_type(t: type) -> bool:
     """Whether `t` was defined by agent code (any of its methods was compiled by the guard)."""
     known = _AGENT_TYPES.get(t)
@@ -484,20 +494,13 @@ def is_agent_type(t: type) -> bool:
         known = False
         for base in getattr(t, "__mro__", ()):
             for value in vars(base).values():
-                fn = getattr(value, "__func__", value)
-                code = getattr(fn, "__code__", None)
-                if isinstance(code, types.CodeType) and code.co_filename.startswith("<agent"):
+                if is_agent_code(value):
                     known = True
                     break
             if known:
                 break
         _AGENT_TYPES[t] = known
     return known
-
-
-def is_agent_function(fn: Any) -> bool:
-    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
-    return isinstance(code, types.CodeType) and code.co_filename.startswith("<agent")
 
 
 # --- wall-time limit ----------------------------------------------------------------------

@@ -24,7 +24,7 @@ from .effects import ALL_RIGHTS, BIT, DEFAULT, Catalogue, TypeKey, key_of, modul
 from .errors import PolicyDenied, ResourceLimit
 from .fingerprint import BATCH as FP_BATCH
 from .fingerprint import apply_pending
-from .guard import is_agent_type
+from .guard import AGENT_FILE_PREFIX, is_agent_type
 from .outbound import Outbound, outbound_object, unwrap_outbound
 from .provenance import path_text, short_text
 from .proxy import BINOP_FUNCS, PROXY_TYPES, State, _get, new_proxy
@@ -608,53 +608,60 @@ class Membrane:
             else:
                 return args, kwargs, args, {}, ALL_RIGHTS, ""
         reals, encs, rights, cap = self._inbound_many(args)
-        kreal: dict[str, Any] = {}
-        kenc: dict[str, O.Arg] = {}
-        for k, v in kwargs.items():
-            r, e, rr, c = self.inbound(v)
-            kreal[k] = r
-            kenc[k] = e
-            if rr != ALL_RIGHTS and not cap:
-                cap = c
-            rights &= rr
-        return tuple(reals), kreal, tuple(encs), kenc, rights, cap
+        if not kwargs:
+            return tuple(reals), kwargs, tuple(encs), {}, rights, cap
+        kreals, kencs, krights, kcap = self._inbound_many(kwargs.values())
+        names = list(kwargs)
+        return (
+            tuple(reals), dict(zip(names, kreals, strict=True)), tuple(encs),
+            dict(zip(names, kencs, strict=True)), rights & krights, cap or kcap,
+        )
+
+    def _callee(self, st: State) -> tuple[State, TypeKey, str]:
+        """(target, owner key, member) a call through `st` is judged and recorded as:
+        ``df.sum()`` on the owner ``df``; ``pd.concat(...)`` as member ``concat`` of
+        where it was found, or of the module that defines it."""
+        if st.method:
+            assert st.owner is not None
+            return st.owner, st.owner.key, st.via
+        if st.pkey is not None:
+            return st, st.pkey, st.via
+        key, member = _home(st.obj)
+        return st, key, member
 
     def _callable_effect(self, st: State) -> str:
-        if st.method and st.owner is not None:
-            return self.catalogue.static(st.owner.key, st.via)[0]
-        key, member = (st.pkey, st.via) if st.pkey is not None else _home(st.obj)
+        _, key, member = self._callee(st)
         return self.catalogue.static(key, member)[0]
+
+    def call_back(self, fn: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Real code calling something of the agent's side (a callback, an agent object's
+        method, a mediated callable): what it passes arrives as proxies derived from the
+        call under way, and what comes back reaches real code as real objects."""
+        ctx = self._callback_ctx
+        parent, rights, cap = ctx[-1] if ctx else (None, ALL_RIGHTS, "")
+        wa = tuple(self.callback_value(a, parent, name, rights, cap) for a in args)
+        wk = {k: self.callback_value(v, parent, name, rights, cap) for k, v in kwargs.items()}
+        return self.deep_unwrap(fn(*wa, **wk))
 
     def _mediated(self, proxy: Any) -> Any:
         """A stand-in for a proxied callable that real code will call: each call is an op
         on the proxy (judged and recorded), with real code's arguments wrapped."""
-        membrane = self
+        call_back = self.call_back
 
         def mediated(*args: Any, **kwargs: Any) -> Any:
-            ctx = membrane._callback_ctx
-            parent, rights, cap = ctx[-1] if ctx else (None, ALL_RIGHTS, "")
-            name = "callable"
-            wa = tuple(membrane.callback_value(a, parent, name, rights, cap) for a in args)
-            wk = {k: membrane.callback_value(v, parent, name, rights, cap) for k, v in kwargs.items()}
-            return membrane.deep_unwrap(proxy(*wa, **wk))
+            return call_back(proxy, "callable", args, kwargs)
 
         mediated.__name__ = getattr(_get(proxy).obj, "__name__", "callable")
         return mediated
 
     def _outbound(self, fn: Any) -> Any:
         """Wrap an agent callable handed to real code (``df.apply(lambda r: ...)``)."""
-        membrane = self
+        call_back = self.call_back
         name = getattr(fn, "__name__", "callback")
-        # Values real code passes in are derived from whatever the enclosing call was
-        # given, so they carry the weakest rights seen in this execution's call.
-        ctx = self._callback_ctx
 
         @functools.wraps(fn)
         def callback(*args: Any, **kwargs: Any) -> Any:
-            parent, rights, cap = ctx[-1] if ctx else (None, ALL_RIGHTS, "")
-            wa = tuple(membrane.callback_value(a, parent, name, rights, cap) for a in args)
-            wk = {k: membrane.callback_value(v, parent, name, rights, cap) for k, v in kwargs.items()}
-            return membrane.deep_unwrap(fn(*wa, **wk))
+            return call_back(fn, name, args, kwargs)
 
         return callback
 
@@ -847,21 +854,9 @@ class Membrane:
 
     def call(self, st: State, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         rargs, rkw, eargs, ekw, arights, acap = self.inbound_args(args, kwargs)
-        if st.method:
-            # df.sum(): judged, recorded and versioned on the owner.
-            target = st.owner
-            assert target is not None
-            key, member = target.key, st.via
-            own = ALL_RIGHTS if target.code else target.rights
-        else:
-            # pd.concat(...), pd.DataFrame(...): judged as member `via` of where it was
-            # found.  Code (modules, classes, functions) does not attenuate its results.
-            target = st
-            if st.pkey is not None:
-                key, member = st.pkey, st.via
-            else:
-                key, member = _home(st.obj)
-            own = ALL_RIGHTS if st.code else st.rights
+        target, key, member = self._callee(st)
+        # Code (modules, classes, functions) does not attenuate the results of calling it.
+        own = ALL_RIGHTS if target.code else target.rights
         rights = own & arights
         if member in _PANDAS_SCOPED and key.names[0].startswith("pandas") and "local_dict" not in rkw:
             rkw = {**rkw, **_agent_scope()}
@@ -1053,7 +1048,7 @@ def _agent_scope() -> dict[str, Any]:
     """``local_dict``/``global_dict`` for pandas query/eval: the agent's own frame, as
     pandas would see it without proxies (not this module's frames and their locals)."""
     frame = sys._getframe(1)
-    while frame is not None and not frame.f_code.co_filename.startswith("<agent"):
+    while frame is not None and not frame.f_code.co_filename.startswith(AGENT_FILE_PREFIX):
         frame = frame.f_back  # type: ignore[assignment]
     if frame is None:
         return {"local_dict": {}, "global_dict": {}}

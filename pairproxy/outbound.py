@@ -50,11 +50,8 @@ _CLASSES: dict[type, type] = {}
 def _forward(name: str) -> Any:
     def method(self: Any, *args: Any) -> Any:
         obj = _OBJ.__get__(self)
-        m = _M.__get__(self)
-        ctx = m._callback_ctx
-        parent, rights, cap = ctx[-1] if ctx else (None, m.all_rights, "")
-        wrapped = tuple(m.callback_value(a, parent, name, rights, cap) for a in args)
-        return m.deep_unwrap(getattr(type(obj), name)(obj, *wrapped))
+        special = getattr(type(obj), name)  # looked up on the type, as Python does
+        return _M.__get__(self).call_back(lambda *a: special(obj, *a), name, args, {})
 
     method.__name__ = name
     return method

@@ -17,6 +17,7 @@ from typing import Any
 from . import ops as O
 from .errors import PolicyDenied
 from .guard import (
+    AGENT_FILE_PREFIX,
     CLASS,
     EXC,
     GETATTR,
@@ -32,7 +33,6 @@ from .membrane import PASS, Membrane, _perf, _qual, _type_kind
 
 log = logging.getLogger("pairproxy")
 
-AGENT_FILE_PREFIX = "<agent"
 AGENT_API = "pairproxy.agent"
 _exec_numbers = itertools.count(1)
 
