@@ -28,6 +28,8 @@ from __future__ import annotations
 import ast
 import builtins
 import ctypes
+import dis
+import re
 import string
 import threading
 import types
@@ -221,19 +223,123 @@ def compile_agent(
 ) -> types.CodeType:
     """Compile agent code through the guard, like a notebook cell: the last expression's
     value is kept (``exec`` mode).  With `allow_await`, top-level ``await`` is allowed.
-    ``guarded=False`` keeps only the semantic rewrite (for measuring the guard's cost)."""
+    ``guarded=False`` keeps only the semantic rewrite (for measuring the guard's cost).
+
+    Most agent code has nothing for the AST pass to refuse or rewrite.  `_compile_plain`
+    recognises that case from the text and the compiled names without building a Python
+    AST (which costs a few times what compiling does), and the text is compiled as it is:
+    the same code object the pass would have produced (tests/test_guard.py checks that
+    both routes agree).
+    """
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if allow_await else 0
+    code_obj = _compile_plain(code, filename, mode, flags) if guarded else None
+    if code_obj is None:
+        code_obj = _compile_through_pass(code, filename, mode, flags, guarded)
+    _GUARDED_CODE.add(code_obj)
+    return code_obj
+
+
+def _compile_through_pass(code: str, filename: str, mode: str, flags: int, guarded: bool = True) -> types.CodeType:
+    """Parse, refuse or rewrite (see `GuardTransform`), keep the last expression's value
+    (``exec`` mode: ``__pp_last__ = <expr>``), compile."""
     tree = ast.parse(code, filename, mode)
     tree = (GuardTransform() if guarded else SemanticTransform()).visit(tree)
+    return compile(_keep_last_value(tree, mode), filename, mode, flags=flags, dont_inherit=True)  # type: ignore[no-any-return]
+
+
+def _keep_last_value(tree: ast.AST, mode: str) -> Any:
     if mode == "exec" and isinstance(tree, ast.Module) and tree.body and isinstance(tree.body[-1], ast.Expr):
         last = tree.body[-1]
         tree.body[-1] = ast.copy_location(
             ast.Assign(targets=[ast.Name(LAST, ast.Store())], value=last.value), last
         )
-    ast.fix_missing_locations(tree)
-    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if allow_await else 0
-    code_obj = compile(tree, filename, mode, flags=flags, dont_inherit=True)
-    _GUARDED_CODE.add(code_obj)
-    return code_obj
+    return ast.fix_missing_locations(tree)
+
+
+#: Text the AST pass may act on without it showing in compiled names: ``except`` clauses
+#: (rewritten), class bodies (hook and metaclass checks), relative imports.  Matched
+#: anywhere, strings and comments included: a false match only costs the pass.
+_NEEDS_PASS_TEXT = re.compile(r"except|class|from\s*\.")
+_CACHE_OP = dis.opmap["CACHE"]
+_RETURN_VALUE = dis.opmap["RETURN_VALUE"]
+_RETURN_CONST = dis.opmap.get("RETURN_CONST", -1)  # 3.12+
+_LOAD_CONST = dis.opmap["LOAD_CONST"]
+_STORE_OPS = frozenset(
+    dis.opmap[n] for n in ("STORE_NAME", "STORE_GLOBAL", "STORE_ATTR", "STORE_SUBSCR", "STORE_SLICE",
+                           "DELETE_NAME", "DELETE_GLOBAL", "DELETE_ATTR", "DELETE_SUBSCR")
+    if n in dis.opmap
+)
+
+
+def _compile_plain(code: str, filename: str, mode: str, flags: int) -> types.CodeType | None:
+    """`code` compiled as the AST pass would compile it, when the pass would refuse and
+    rewrite nothing but the last expression; None when it might (the caller then runs the
+    pass, which decides).
+
+    An answer that is not None must be exact, so every test errs towards None:
+    - non-ASCII text: identifiers are NFKC-normalised, so look-alikes need the pass;
+    - `_NEEDS_PASS_TEXT` anywhere in the text;
+    - a name the pass acts on (`_name_needs_pass`) in any compiled code object: names,
+      attributes, imports and locals all land in ``co_names``/``co_varnames``/cells;
+    In ``exec`` mode the value of a last expression statement is kept, a rewrite of the
+    last statement alone: `_ends_in_store` rules one out without parsing for most code;
+    otherwise the text is parsed and, when there is one, only that rewrite is made.
+    """
+    if not code.isascii() or _NEEDS_PASS_TEXT.search(code) is not None:
+        return None
+    try:
+        co = compile(code, filename, mode, flags=flags, dont_inherit=True)
+    except SyntaxError:
+        return None  # the pass raises it, with the same message
+    stack = [co]
+    while stack:
+        c = stack.pop()
+        for names in (c.co_names, c.co_varnames, c.co_cellvars, c.co_freevars):
+            for name in names:
+                if _name_needs_pass(name):
+                    return None
+        stack.extend(k for k in c.co_consts if type(k) is types.CodeType)
+    if mode != "exec" or (";" not in code and _ends_in_store(co)):
+        return co
+    tree = ast.parse(code, filename, "exec")
+    if not (tree.body and isinstance(tree.body[-1], ast.Expr)):
+        return co
+    return compile(_keep_last_value(tree, mode), filename, mode, flags=flags, dont_inherit=True)  # type: ignore[no-any-return]
+
+
+def _name_needs_pass(name: str) -> bool:
+    return name.startswith(("__", "_self_")) or name in FRAME_ATTRS or name in ("format", "format_map")
+
+
+def _ends_in_store(co: types.CodeType) -> bool:
+    """Does module code `co` end in a store (an assignment, ``del`` or import) on the
+    line of its implicit ``return None``?  Then its last statement is no expression: one
+    would end in ``POP_TOP``, or, for a constant, leave nothing but its line number on
+    the return (the caller rules out a constant after ``;`` on the store's line)."""
+    raw = co.co_code
+    units: list[tuple[int, int]] = []  # the last three instructions (opcode, offset), last first
+    i = len(raw) - 2
+    while i >= 0 and len(units) < 3:
+        if raw[i] != _CACHE_OP:
+            units.append((raw[i], i))
+        i -= 2
+    if not units:
+        return False
+    op, at = units[0]
+    if op == _RETURN_CONST:
+        store = units[1:2]
+    elif op == _RETURN_VALUE and len(units) == 3 and units[1][0] == _LOAD_CONST:
+        store = units[2:3]
+    else:
+        return False
+    return bool(store) and store[0][0] in _STORE_OPS and _line_at(co, store[0][1]) == _line_at(co, at)
+
+
+def _line_at(co: types.CodeType, offset: int) -> int | None:
+    for start, end, line in co.co_lines():
+        if start <= offset < end:
+            return line
+    return None
 
 
 _GUARDED_CODE: weakref.WeakSet[types.CodeType] = weakref.WeakSet()

@@ -232,3 +232,91 @@ def test_compile_agent_leaves_ordinary_code_alone() -> None:
     plain = compile(ast.parse(code), "<agent:t>", "exec")
     # only the last-expression capture differs: same names, no guard helpers inserted
     assert set(guarded.co_names) - set(plain.co_names) == {"__pp_last__"}
+
+
+# --- the two compile routes agree --------------------------------------------------------
+
+_PLAIN_ROUTE_CASES = [
+    "x = 1", "x = 1\n42", "x = 1\n'text'", "x = 1\n...", "x = 1\nNone", "x = 1; 2", "x = 1;",
+    "df.head()", "df.shape", "x = df.x\ny = 2\n", "import os", "from os import path",
+    "a.b = (\n1 +\n2)\n", "a[0] = 1", "del a[0]", "del x", "x = [i for i in range(3)]",
+    "for i in x:\n    y = i\n", "for i in x:\n    y = i\ny", "if x:\n    y = 1\nelse:\n    y = 2",
+    "while False:\n    pass", "with x:\n    y = 1", "def f(a):\n    return a.__class__\n",
+    "def f(a):\n    return a.b\nz = f(1)", "lambda: x.__dict__", "x.__class__", "'{}'.format(1)",
+    "s = '{0.x}'.format_map\n", "try:\n    x = 1\nexcept ValueError:\n    pass", "class A:\n    pass",
+    "from .x import y", "__builtins__", "x = __pp_last__", "x = g.gi_frame", "x = g._self_st",
+    "x = 'except'", "# class\nx = 1", "ｘ = 1", "x = df.__len__()", "x = 1\n# trailing comment\n",
+    "x = (1,\n     2)\n(1,\n 2)", "x: int = 1", "x = 1\nx += 1", "async def f():\n    await g()\n",
+    "x = f'{y}'", "x = f'{y!r:>{w}}'", "x = y if z else w", "x = 1\n\n\n", "",
+    "raise ValueError('x')", "assert x, 'm'", "global x\nx = 1", "x = y = 2", "(x := 2)",
+    "x = 1\n(y := 2)", "print(x)", "x = df[df.a > 1].groupby('k').sum()",
+]
+
+
+def _routes_agree(code: str, mode: str = "exec", allow_await: bool = False) -> bool:
+    """True when the plain route took `code`; then its code object must be exactly the
+    one the AST pass produces.  (False: the pass decides, nothing to compare.)"""
+    import ast
+
+    from pairproxy.guard import _compile_plain, _compile_through_pass
+
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if allow_await else 0
+    plain = _compile_plain(code, "<agent:t>", mode, flags)
+    if plain is None:
+        return False
+    through = _compile_through_pass(code, "<agent:t>", mode, flags)  # must not refuse
+    assert plain == through, code
+    assert list(plain.co_positions()) == list(through.co_positions()), code
+    assert plain.co_filename == through.co_filename
+    return True
+
+
+@pytest.mark.parametrize("code", _PLAIN_ROUTE_CASES)
+def test_plain_compile_route_matches_the_ast_pass(code: str) -> None:
+    _routes_agree(code)
+    _routes_agree(code, allow_await=True)
+
+
+def test_plain_compile_route_over_the_corpora() -> None:
+    from corpus_harness import snippets, split
+    from escapes.corpus import ESCAPES
+
+    agent = [split(p)[1] for p in snippets()]
+    taken = [_routes_agree(code) for code in agent]
+    for e in ESCAPES:  # every published escape: if the plain route takes one, it is harmless
+        _routes_agree(e.render("/tmp/canary"))
+    assert sum(taken) >= len(agent) // 2, "ordinary notebook code should mostly skip the AST pass"
+
+
+def test_plain_compile_route_is_taken_for_the_benchmark_pipelines() -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from harness.workloads import PANDAS_PIPELINE, POLARS_PIPELINE, POLARS_PIPELINE_ATTR_FORM
+
+    for code in (PANDAS_PIPELINE, POLARS_PIPELINE, POLARS_PIPELINE_ATTR_FORM):
+        assert _routes_agree(code)
+
+
+_PIECES = st.sampled_from([
+    "x = 1", "y = x.a", "z = x.__class__", "x.a = 2", "del y", "f(x)", "x", "42", "'s'", "...",
+    "None", "x.__dict__", "'{}'.format(x)", "import os", "for i in y:\n    z = i",
+    "if x:\n    z = 1", "if x:\n    z", "def g(a):\n    return a.b", "def g(a):\n    return a.gi_frame",
+    "lambda: x._self_st", "x = [v for v in y]", "try:\n    pass\nexcept E:\n    pass",
+    "class K:\n    pass", "with x:\n    pass", "x += 1", "await y", "(w := 3)", "x = (1,\n  2)",
+    "# note", "", "x[1:2] = y", "del x[0]",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces=st.lists(_PIECES, min_size=1, max_size=6), sep=st.sampled_from(["\n", "\n\n", "; "]))
+def test_plain_compile_route_matches_the_ast_pass_on_generated_code(pieces: list[str], sep: str) -> None:
+    code = sep.join(pieces)
+    for allow_await in (False, True):
+        try:
+            compile(code, "<t>", "exec", flags=0x2000 if allow_await else 0, dont_inherit=True)
+        except SyntaxError:
+            continue
+        _routes_agree(code, allow_await=allow_await)
+        _routes_agree(code, mode="single", allow_await=allow_await) if "\n" not in code else None
