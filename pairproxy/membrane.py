@@ -174,6 +174,10 @@ class Membrane:
         self._origin: dict[int, Any] = {}
         self._next_ref = 1
         self._sweep_at = 4096
+        #: fingerprint every new result, not only those the agent still holds: a replay
+        #: must have a fingerprint wherever the log has one, whenever the recording's
+        #: garbage collector happened to free what the agent dropped
+        self.fp_all = False
         self._t0 = time.time()
         self._p0 = _perf()
         self.asks: dict[int, dict[str, Any]] = {}
@@ -496,8 +500,9 @@ class Membrane:
         return O.Seq("tuple", encs), rebuilt
 
     def fingerprint_pending(self) -> None:
-        """Fingerprint the pending results the agent still holds (see `apply_pending`)."""
-        apply_pending(self.records, self.pending_fp, self._held)
+        """Fingerprint the pending results the agent still holds (see `apply_pending`);
+        with ``fp_all`` (a replay), every pending result."""
+        apply_pending(self.records, self.pending_fp, None if self.fp_all else self._held)
 
     def _held(self, obj: Any) -> bool:
         # A proxy held only by the identity map (and this frame and getrefcount's
@@ -506,17 +511,38 @@ class Membrane:
         return px is None or sys.getrefcount(px) > 3
 
     def sweep(self) -> None:
-        """Forget proxies nothing else holds (their real objects may then be freed).
+        """Forget values nobody can reach again, so their real objects can be freed.
 
-        Roots and anything agent code still holds stay; a forgotten object reached again
-        gets a fresh ref.  Runs when the identity map doubles, off the per-op path.
+        An entry goes when nothing but the identity map holds its proxy (nor any of the
+        bound-method proxies made from it) and nothing but its `State` holds the real
+        object.  A value whose real object lives on elsewhere (``df.columns`` while
+        ``df`` lives) keeps its entry, so reaching it again gives the same ref and version
+        whatever the garbage collector has or has not collected yet: a replay numbers
+        refs exactly as the recording did.  Roots always stay.  Runs at the end of every
+        execution and when the identity map doubles, off the per-op path.
         """
         by_id = self._by_id
         roots = {id(_get(p).obj) for p in self._roots.values()}
         getrc = sys.getrefcount
-        dead = [i for i, p in by_id.items() if i not in roots and getrc(p) <= 3]
-        for i in dead:
-            del by_id[i]
+        # Holder counts include getrefcount's own argument; keys only are iterated (a dict
+        # items() iterator keeps its last pair alive, which would count as a holder).
+        candidates = [i for i in by_id if i not in roots and getrc(by_id[i]) <= 2]
+        while candidates:  # freeing one value may free the objects it held: go again
+            kept = []
+            for i in candidates:
+                st = _get(by_id[i])
+                methods = st.methods
+                if methods:
+                    for name in [n for n in methods if getrc(methods[n]) <= 2]:
+                        del methods[name]  # a bound-method proxy nobody holds (it holds the object)
+                # the real object held only by its proxy (the wrapped reference) and State
+                if not methods and getrc(st.obj) <= 3:
+                    del by_id[i]
+                else:
+                    kept.append(i)
+            if len(kept) == len(candidates):
+                break
+            candidates = kept
         self._sweep_at = max(4096, 2 * len(by_id))
 
     # --- unwrapping arguments -----------------------------------------------------------

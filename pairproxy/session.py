@@ -257,11 +257,18 @@ class Session:
         are not here."""
         from .proxy import state_of
 
+        m = self._m
+        roots = {id(px) for px in m._roots.values()}
+        by_id = m._by_id
         out: dict[int, Any] = {}
-        for px in list(self._m._by_id.values()):
-            st = state_of(px)
-            if st is not None:
-                out[st.ref] = px
+        for i in list(by_id):
+            px = by_id[i]
+            # held by more than the identity map (this local and getrefcount's argument
+            # aside): the map keeps dropped values whose real objects live on elsewhere
+            if id(px) in roots or sys.getrefcount(px) > 3:
+                st = state_of(px)
+                if st is not None:
+                    out[st.ref] = px
         return out
 
     def close(self) -> None:

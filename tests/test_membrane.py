@@ -289,6 +289,40 @@ class TestIdentityVersionsProvenance:
         assert session.wrap(frame, name="df") is p
         assert p.columns is p.columns  # the same Index object comes back as the same proxy
 
+    def test_results_the_agent_dropped_are_let_go_at_the_end_of_an_exec(self, session):
+        import gc
+        import weakref
+
+        class Box:
+            def __init__(self, n: int) -> None:
+                self.n = n
+
+            def make(self, n: int) -> Box:
+                return Box(n)
+
+        ns: dict = {"box": Box(0)}
+        session.exec("kept = box.make(1)\nbox.make(2).n", ns)
+        held = session._m._by_id  # the identity map: what the membrane keeps alive
+        alive = sorted(pp.unwrap(p).n for p in held.values() if isinstance(pp.unwrap(p), Box))
+        assert alive == [0, 1]  # the root and the value the agent kept; not the temporary
+        kept = weakref.ref(pp.unwrap(ns["kept"]))
+        del ns["kept"]
+        session.exec("0", ns)  # the next exec ends with a sweep
+        gc.collect()
+        assert kept() is None, "a result nobody holds must be freed"
+        assert [pp.unwrap(p).n for p in held.values() if isinstance(pp.unwrap(p), Box)] == [0]
+
+    def test_values_whose_real_object_lives_on_keep_their_ref_but_are_not_listed(self, session, frame):
+        ns = {"df": frame}
+        session.exec("cols = df.columns", ns)
+        ref = pp.describe(ns["cols"]).split("ref ")[1].split("@")[0]
+        assert int(ref) in session.proxies()
+        del ns["cols"]
+        session.exec("n = len(df.columns)", ns)  # dropped again at the end of this exec
+        assert int(ref) not in session.proxies()  # the mirror lists what the agent holds
+        session.exec("cols = df.columns", ns)
+        assert pp.describe(ns["cols"]).split("ref ")[1].split("@")[0] == ref  # same object, same ref
+
     def test_immutable_scalars_cross_as_themselves(self, session):
         p = session.wrap(pd.Series([1.5, 2.5]), name="s")
         total = p.sum()
