@@ -7,15 +7,17 @@ of every agent execution, or every `BATCH` new values within a long one) and sto
 fingerprint in the record.  A value is therefore fingerprinted as it stood at that
 moment, which replay reproduces by flushing at the same points.
 
-Content hashes (SHA-256, first 16 hex digits):
+Content hashes (XXH3-128, first 16 hex digits: fingerprints tell values apart for
+replay, they are not what makes the log tamper-evident, which is the SHA-256 chain):
 
 - pandas DataFrame/Series/Index: the column names, dtypes and the values of every
   column and of the index.  Numeric numpy-backed columns are hashed as their raw
   buffer; arrow-backed strings as their offsets and bytes; everything else through
-  ``pd.util.hash_pandas_object`` (``index=False`` per column, so the index is hashed
-  once).  A ``RangeIndex`` is hashed by its start, stop and step.
-- polars DataFrame/Series: ``hash_rows(seed=0)`` / ``hash(seed=0)`` plus names and
-  dtypes (stable for one polars version: replay under another version may diverge).
+  ``pd.util.hash_pandas_object``.  A ``RangeIndex`` is hashed by its start, stop and
+  step, a ``MultiIndex`` by its levels and codes.
+- polars DataFrame/Series: per column, numeric buffers and arrow string offsets and
+  bytes as for pandas; other dtypes (and columns with nulls) through ``hash(seed=0)``
+  (stable for one polars version: replay under another version may diverge).
 - numpy arrays: the C-contiguous buffer (object arrays through pandas' hash_array).
 - builtin containers: a canonical msgpack encoding (dict and set order normalised).
 - anything else (groupby objects, lazy frames, functions, modules): type only.
@@ -23,22 +25,33 @@ Content hashes (SHA-256, first 16 hex digits):
 Values with more than `SAMPLE_ROWS` rows are hashed on a deterministic sample of
 `SAMPLE_SIZE` evenly spaced rows plus their full shape; ``Fingerprint.sampled`` then
 says how many rows were hashed.
+
+`SCHEME` numbers this way of hashing; a log's header records it, and replay compares
+content hashes only with a log made under the same scheme.
 """
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import xxhash
 
 from . import ops as O
 
-#: Values with more rows than this are hashed on a sample.  Every intermediate result an
-#: agent makes is fingerprinted, so whole-value hashing is kept to values whose hash costs
-#: well under a millisecond (benchmarks/bench_oplog.py measures it).
+#: How content hashes are made (recorded in log headers; see the module docstring).
+#: 1: SHA-256, rows sampled through pandas/polars indexing, polars by ``hash_rows``.
+#: 2: XXH3-128 over column buffers.
+SCHEME = 2
+
+_hasher = xxhash.xxh3_128
+_hash_bytes = xxhash.xxh3_128_digest
+
+#: Values with more rows than this are hashed on a sample.  Every result the agent keeps
+#: is fingerprinted when its execution ends, so whole-value hashing is kept to values
+#: whose hash costs well under a millisecond (benchmarks/bench_oplog.py measures it).
 SAMPLE_ROWS = 50_000
 #: Rows hashed when sampling (evenly spaced, first and last included), plus the shape and
 #: dtypes: a replay compares the same rows, and the record says it was a sample.
@@ -50,9 +63,9 @@ BATCH = 256
 _DTYPE_TEXT_MAX = 400
 
 #: Hashes already computed in one `apply_pending` call, by what identifies the bytes
-#: (an array's id, a buffer's address and layout) -> (hash, the object).  Holding the
+#: (an array's id, a buffer's address and layout) -> (digest, the object).  Holding the
 #: object keeps its id and address from being reused by a later temporary.
-Memo = dict[Any, tuple[str, Any]]
+Memo = dict[Any, tuple[bytes, Any]]
 
 
 def fingerprint(value: Any) -> O.Fingerprint:
@@ -170,7 +183,7 @@ def _safe_shape(value: Any) -> tuple[int, ...] | None:
 
 
 def _combine(fps: list[O.Fingerprint]) -> O.Fingerprint:
-    h = hashlib.sha256()
+    h = _hasher()
     for fp in fps:
         h.update(msgspec.msgpack.encode(fp))
     return O.Fingerprint("tuple", shape=(len(fps),), hash=h.hexdigest()[:16],
@@ -181,9 +194,88 @@ def _short(text: str) -> str:
     return text if len(text) <= _DTYPE_TEXT_MAX else text[: _DTYPE_TEXT_MAX - 1] + "…"
 
 
-def _sample_index(n: int) -> Any:
+_SAMPLES: dict[tuple[int, int], Any] = {}
+
+
+def _sample_rows(n: int) -> Any:
+    """None when `n` rows are hashed whole; else the `SAMPLE_SIZE` evenly spaced row
+    positions (first and last included) to hash."""
+    if n <= SAMPLE_ROWS:
+        return None
+    key = (n, SAMPLE_SIZE)
+    rows = _SAMPLES.get(key)
+    if rows is None:
+        np = sys.modules["numpy"]
+        if len(_SAMPLES) > 64:
+            _SAMPLES.clear()
+        rows = _SAMPLES[key] = np.linspace(0, n - 1, SAMPLE_SIZE).astype(np.int64)
+    return rows
+
+
+_DTYPE_TEXTS: dict[Any, str] = {}
+
+
+def _dtype_text(dtype: Any) -> str:
+    # str() of some pandas dtypes costs microseconds; dtypes are few and hashable
+    try:
+        text = _DTYPE_TEXTS.get(dtype)
+    except TypeError:
+        return str(dtype)
+    if text is None:
+        if len(_DTYPE_TEXTS) > 1024:
+            _DTYPE_TEXTS.clear()
+        text = _DTYPE_TEXTS[dtype] = str(dtype)
+    return text
+
+
+# --- arrays: the bytes behind a column ------------------------------------------------------
+
+
+def _digest(a: Any) -> bytes:
+    """Hash of a C-contiguous numpy array's bytes."""
+    return _hash_bytes(a.reshape(-1).view("u1"))
+
+
+def _ndarray_digest(a: Any, rows: Any, memo: Memo) -> bytes:
+    """Hash of a numeric numpy array (its `rows` when sampling).  Views of one buffer
+    (``df["v"]`` taken ten times in a loop) are hashed once per flush: live arrays with
+    the same data pointer, shape, strides and dtype hold the same bytes."""
     np = sys.modules["numpy"]
-    return np.linspace(0, n - 1, SAMPLE_SIZE).astype(np.int64)
+    key = (a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str, rows is not None)
+    hit = memo.get(key)
+    if hit is None:
+        b = np.ascontiguousarray(a if rows is None else a.take(rows, axis=0))
+        hit = memo[key] = (_digest(b), a)
+    return hit[0]
+
+
+def _arrow_digest(arr: Any, rows: Any) -> bytes | None:
+    """Hash of a pyarrow (chunked) array of strings without nulls, from its offsets and
+    bytes (much faster than hashing every string); None for anything else."""
+    pa = sys.modules["pyarrow"]
+    np = sys.modules["numpy"]
+    if rows is not None:
+        arr = arr.take(pa.array(rows))
+    typ = arr.type
+    if typ == pa.large_string():
+        width = np.int64
+    elif typ == pa.string():
+        width = np.int32
+    else:
+        return None
+    h = _hasher()
+    for chunk in arr.chunks if isinstance(arr, pa.ChunkedArray) else (arr,):
+        if chunk.null_count:
+            return None
+        _, offsets_buf, data_buf = chunk.buffers()
+        offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset: chunk.offset + len(chunk) + 1]
+        if len(offsets) == 0:
+            continue
+        start, stop = int(offsets[0]), int(offsets[-1])
+        h.update((offsets - offsets[0]).astype(np.int64).view("u1"))
+        if data_buf is not None:
+            h.update(memoryview(data_buf)[start:stop])
+    return h.digest()
 
 
 # --- pandas ------------------------------------------------------------------------------
@@ -192,110 +284,74 @@ def _sample_index(n: int) -> Any:
 def _fp_pandas(value: Any, cls: str, memo: Memo) -> O.Fingerprint:
     pd = sys.modules["pandas"]
     shape = tuple(value.shape)
-    sampled = 0
-    obj = value
-    if shape and shape[0] > SAMPLE_ROWS:
-        obj = value[_sample_index(shape[0])] if isinstance(value, pd.Index) else value.iloc[_sample_index(shape[0])]
-        sampled = SAMPLE_SIZE
-    h = hashlib.sha256(repr(shape).encode())
+    rows = _sample_rows(shape[0]) if shape else None
+    h = _hasher(repr(shape).encode())
     if isinstance(value, pd.DataFrame):
-        dtypes = ",".join(f"{c}:{d}" for c, d in value.dtypes.items())
-        h.update(_canon(list(value.columns)))
-        for _, col in obj.items():  # (not .iloc[:, i]: its indexing checks cost more than the hash)
-            h.update(str(col.dtype).encode())
-            h.update(_column_hash(col, memo).encode())
-        h.update(_index_hash(obj.index, memo).encode())
+        arrays = _pandas_columns(value)
+        names = value.columns.tolist()
+        dtypes = ",".join(f"{c}:{_dtype_text(a.dtype)}" for c, a in zip(names, arrays, strict=True))
+        h.update(_canon(names))
+        for a in arrays:
+            h.update(_dtype_text(a.dtype).encode())
+            h.update(_pandas_array_digest(a, rows, memo))
+        h.update(_index_digest(value.index, rows, memo))
     elif isinstance(value, pd.Series):
-        dtypes = str(value.dtype)
+        dtypes = _dtype_text(value.dtype)
         h.update(_canon(value.name))
-        h.update(_column_hash(obj, memo).encode())
-        h.update(_index_hash(obj.index, memo).encode())
+        h.update(_pandas_array_digest(_pandas_values(value), rows, memo))
+        h.update(_index_digest(value.index, rows, memo))
     else:
-        dtypes = str(value.dtype)
-        h.update(_index_hash(obj, memo).encode())
-    return O.Fingerprint(cls, shape=shape, dtypes=_short(dtypes), hash=h.hexdigest()[:16], sampled=sampled)
+        dtypes = _dtype_text(value.dtype)
+        h.update(_index_digest(value, rows, memo))
+    return O.Fingerprint(cls, shape=shape, dtypes=_short(dtypes), hash=h.hexdigest()[:16],
+                         sampled=0 if rows is None else len(rows))
 
 
-def _index_hash(index: Any, memo: Memo) -> str:
-    pd = sys.modules["pandas"]
-    if isinstance(index, pd.RangeIndex):
-        return f"range({index.start},{index.stop},{index.step},{index.name!r})"
-    if isinstance(index, pd.MultiIndex):
-        return _digest(pd.util.hash_pandas_object(index, index=False).to_numpy())
-    return _array_hash(index.array, index, memo) + repr(index.name)
+def _pandas_columns(df: Any) -> list[Any]:
+    """The frame's column arrays, in order, without building a Series per column (which
+    costs more than hashing a small column).  Falls back to the public route."""
+    try:
+        get = df._get_column_array
+        return [get(i) for i in range(df.shape[1])]
+    except AttributeError:  # a pandas without it
+        return [_pandas_values(col) for _, col in df.items()]
 
 
-def _column_hash(col: Any, memo: Memo) -> str:
-    return _array_hash(col.array, col, memo)
+def _pandas_values(obj: Any) -> Any:
+    """The array behind a Series or Index: a numpy array or an ExtensionArray."""
+    values = getattr(obj, "_values", None)
+    return values if values is not None else obj.array
 
 
-def _array_hash(arr: Any, owner: Any, memo: Memo) -> str:
-    """Hash of a pandas ExtensionArray (`owner` is its Series or Index)."""
+def _pandas_array_digest(a: Any, rows: Any, memo: Memo) -> bytes:
     np = sys.modules["numpy"]
     pd = sys.modules["pandas"]
-    dtype = owner.dtype  # (arr.dtype of a numpy-backed array is pandas' wrapper, not np.dtype)
-    if isinstance(dtype, np.dtype) and dtype.kind in "biufcmM":
-        return _buffer_hash(np.asarray(arr), memo)
-    key = ("ea", id(arr))
+    if isinstance(a, np.ndarray) and a.dtype.kind in "biufcmM":
+        return _ndarray_digest(a, rows, memo)
+    key = ("ea", id(a), rows is not None)
     hit = memo.get(key)
     if hit is not None:
         return hit[0]
-    text = _arrow_string_hash(arr)
-    if text is None:
-        series = owner if isinstance(owner, pd.Series) else pd.Series(owner, copy=False)
-        text = _digest(pd.util.hash_pandas_object(series, index=False).to_numpy())
-    memo[key] = (text, arr)
-    return text
+    digest = None
+    arrow = getattr(a, "_pa_array", None)  # pandas' arrow-backed arrays (str, ArrowDtype)
+    if arrow is not None and "pyarrow" in sys.modules:
+        digest = _arrow_digest(arrow, rows)
+    if digest is None:
+        part = a if rows is None else a.take(rows)
+        digest = _digest(pd.util.hash_pandas_object(pd.Series(part, copy=False), index=False).to_numpy())
+    memo[key] = (digest, a)
+    return digest
 
 
-def _arrow_string_hash(arr: Any) -> str | None:
-    """Arrow-backed strings without nulls: their offsets and bytes (much faster than
-    hashing every string); None when the array is anything else."""
+def _index_digest(index: Any, rows: Any, memo: Memo) -> bytes:
     pd = sys.modules["pandas"]
-    pa = sys.modules.get("pyarrow")
-    np = sys.modules["numpy"]
-    dtype = arr.dtype
-    arrow_backed = isinstance(dtype, pd.ArrowDtype) or (
-        isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
-    )
-    if pa is None or not arrow_backed:
-        return None
-    chunked = arr.__arrow_array__()
-    typ = chunked.type
-    if typ == pa.large_string():
-        width = np.int64
-    elif typ == pa.string():
-        width = np.int32
-    else:
-        return None
-    h = hashlib.sha256()
-    for chunk in chunked.chunks:
-        if chunk.null_count:
-            return None
-        _, offsets_buf, data_buf = chunk.buffers()
-        offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset: chunk.offset + len(chunk) + 1]
-        if len(offsets) == 0:
-            continue
-        start, stop = int(offsets[0]), int(offsets[-1])
-        h.update((offsets - offsets[0]).astype(np.int64).tobytes())
-        if data_buf is not None:
-            h.update(memoryview(data_buf)[start:stop])
-    return h.hexdigest()[:16]
-
-
-def _buffer_hash(a: Any, memo: Memo) -> str:
-    np = sys.modules["numpy"]
-    # Views of one buffer (df["v"] taken ten times in a loop) are hashed once per flush:
-    # live arrays with the same data pointer, shape, strides and dtype hold the same bytes.
-    key = (a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str)
-    hit = memo.get(key)
-    if hit is None:
-        hit = memo[key] = (_digest(np.ascontiguousarray(a)), a)
-    return hit[0]
-
-
-def _digest(a: Any) -> str:
-    return hashlib.sha256(memoryview(a).cast("B")).hexdigest()[:16]
+    if isinstance(index, pd.RangeIndex):
+        return f"range({index.start},{index.stop},{index.step},{index.name!r})".encode()
+    if isinstance(index, pd.MultiIndex):  # its levels (distinct values) and per-row codes
+        parts = [_index_digest(level, None, memo) for level in index.levels]
+        parts += [_ndarray_digest(codes, rows, memo) for codes in index.codes]
+        return b"".join(parts) + _canon(list(index.names))
+    return _pandas_array_digest(_pandas_values(index), rows, memo) + repr(index.name).encode()
 
 
 # --- polars ------------------------------------------------------------------------------
@@ -304,23 +360,39 @@ def _digest(a: Any) -> str:
 def _fp_polars(value: Any, cls: str, memo: Memo) -> O.Fingerprint:
     pl = sys.modules["polars"]
     shape = tuple(value.shape)
-    obj = value
-    sampled = 0
-    if shape[0] > SAMPLE_ROWS:
-        obj = value[_sample_index(shape[0]).tolist()]
-        sampled = SAMPLE_SIZE
-    h = hashlib.sha256(repr(shape).encode())
+    rows = _sample_rows(shape[0])
+    h = _hasher(repr(shape).encode())
     if isinstance(value, pl.DataFrame):
-        dtypes = ",".join(f"{c}:{d}" for c, d in value.schema.items())
+        columns = value.get_columns()
+        dtypes = ",".join(f"{s.name}:{_dtype_text(s.dtype)}" for s in columns)
         h.update(dtypes.encode())
-        hashes = obj.hash_rows(seed=0) if shape[1] else None
     else:
-        dtypes = str(value.dtype)
+        columns = [value]
+        dtypes = _dtype_text(value.dtype)
         h.update(_canon(value.name) + dtypes.encode())
-        hashes = obj.hash(seed=0)
-    if hashes is not None:
-        h.update(hashes.to_numpy())
-    return O.Fingerprint(cls, shape=shape, dtypes=_short(dtypes), hash=h.hexdigest()[:16], sampled=sampled)
+    for s in columns:
+        h.update(_polars_digest(s, rows))
+    return O.Fingerprint(cls, shape=shape, dtypes=_short(dtypes), hash=h.hexdigest()[:16],
+                         sampled=0 if rows is None else len(rows))
+
+
+def _polars_digest(s: Any, rows: Any) -> bytes:
+    """A polars Series' values: numeric ones as their buffer, strings as arrow offsets
+    and bytes, anything else (or with nulls) through polars' own ``hash(seed=0)``
+    (stable for one polars version: replay under another version may diverge)."""
+    np = sys.modules["numpy"]
+    if not s.null_count():
+        dtype = s.dtype
+        if dtype.is_numeric() or dtype.is_temporal():
+            a = s.to_numpy()
+            if isinstance(a, np.ndarray) and a.dtype.kind in "biufcmM":
+                return _digest(np.ascontiguousarray(a if rows is None else a.take(rows)))
+        elif dtype == sys.modules["polars"].String and "pyarrow" in sys.modules:
+            digest = _arrow_digest(s.to_arrow(), rows)
+            if digest is not None:
+                return digest
+    part = s if rows is None else s.gather(rows)
+    return _digest(part.hash(seed=0).to_numpy())
 
 
 # --- numpy -------------------------------------------------------------------------------
@@ -328,23 +400,21 @@ def _fp_polars(value: Any, cls: str, memo: Memo) -> O.Fingerprint:
 
 def _fp_numpy(value: Any, cls: str, memo: Memo) -> O.Fingerprint:
     shape = tuple(value.shape)
-    obj = value
-    sampled = 0
-    if shape and shape[0] > SAMPLE_ROWS:
-        obj = value[_sample_index(shape[0])]
-        sampled = SAMPLE_SIZE
-    h = hashlib.sha256(repr(shape).encode() + value.dtype.str.encode())
+    rows = _sample_rows(shape[0]) if shape else None
+    h = _hasher(repr(shape).encode() + value.dtype.str.encode())
     if value.dtype.kind in "OV" or value.dtype.hasobject:
         pd = sys.modules.get("pandas")
         if pd is None or value.dtype.kind == "V":
             return O.Fingerprint(cls, shape=shape, dtypes=str(value.dtype))
+        obj = value if rows is None else value.take(rows, axis=0)
         try:
-            h.update(pd.util.hash_array(obj.ravel()).tobytes())
+            h.update(pd.util.hash_array(obj.ravel()).view("u1"))
         except TypeError:  # unhashable members (dicts, lists): their canonical encoding
             h.update(_canon(obj.tolist()))
     else:
-        h.update(_buffer_hash(obj, memo).encode())
-    return O.Fingerprint(cls, shape=shape, dtypes=_short(str(value.dtype)), hash=h.hexdigest()[:16], sampled=sampled)
+        h.update(_ndarray_digest(value, rows, memo))
+    return O.Fingerprint(cls, shape=shape, dtypes=_short(str(value.dtype)), hash=h.hexdigest()[:16],
+                         sampled=0 if rows is None else len(rows))
 
 
 # --- builtin containers ------------------------------------------------------------------
@@ -360,7 +430,7 @@ def _fp_builtin(value: Any, cls: str, memo: Memo) -> O.Fingerprint:
         sampled = SAMPLE_SIZE
     elif n > SAMPLE_ROWS:
         return O.Fingerprint(cls, shape=(n,))
-    return O.Fingerprint(cls, shape=(n,), hash=hashlib.sha256(_canon(obj)).hexdigest()[:16], sampled=sampled)
+    return O.Fingerprint(cls, shape=(n,), hash=_hasher(_canon(obj)).hexdigest()[:16], sampled=sampled)
 
 
 def _enc_hook(x: Any) -> Any:

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 from . import ops as O
 from .errors import LogError
+from .fingerprint import SCHEME as FP_SCHEME
 from .oplog import Header, LogReader, read_log, verify
 from .provenance import Provenance
 from .replay_compare import Divergence, ReplayReport, comparable, first_difference, normal
@@ -305,6 +306,14 @@ class _SegmentReplay:
         self.session._m.records = self.traced
         self.fingerprints = any(lr.rec.fp is not None for lr in recs)
         self.session._m.fingerprints = self.fingerprints
+        self.session._m.fp_all = True
+        #: how logged fingerprints are compared: whole, or (a log hashed under another
+        #: fingerprint scheme) by type, shape and dtypes only
+        self.fp_mode: bool | str = True
+        if self.fingerprints and header.fingerprints != FP_SCHEME:
+            self.fp_mode = "shape"
+            notes.append(f"this log's content hashes were made by fingerprint scheme {header.fingerprints}, this "
+                         f"version makes scheme {FP_SCHEME}: fingerprints compared by type, shape and dtypes only")
         self.ns: dict[str, Any] = {}
         # values that cross by value never show up as roots: give the code all of them
         self.passed = {k: v for k, v in base.items() if _type_kind(type(v)) == PASS}
@@ -541,7 +550,7 @@ class _SegmentReplay:
                                   "(the replay made no such op)", code=code)
             i, rr = replayed[n]
             self.replayed_prov.add(rr)
-            fp = self.fingerprints and lr.rec.fp is not None
+            fp = self.fp_mode if self.fingerprints and lr.rec.fp is not None else False
             diff = None
             if self.pending_skip is not None:
                 self._resolve_skip(lr.rec, rr)

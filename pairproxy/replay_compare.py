@@ -30,12 +30,16 @@ def _mask(v: Any) -> Any:
     return v
 
 
-def comparable(rec: O.Op, *, rule: bool = True, fp: bool = True) -> dict[str, Any]:
-    """The fields of `rec` that a faithful replay reproduces, as builtins."""
+def comparable(rec: O.Op, *, rule: bool = True, fp: bool | str = True) -> dict[str, Any]:
+    """The fields of `rec` that a faithful replay reproduces, as builtins.  ``fp="shape"``
+    compares fingerprints without their content hash (a log made under another
+    fingerprint scheme)."""
     # every field, defaults included, so a report says "decision: 'deny' vs 'allow'"
     d: dict[str, Any] = {"op": O.kind(rec)}
     for name in rec.__struct_fields__:
         d[name] = msgspec.to_builtins(getattr(rec, name))
+    if fp == "shape" and rec.fp is not None:
+        d["fp"] = msgspec.to_builtins(_without_hash(rec.fp))
     for k in IGNORED:
         d.pop(k, None)
     if isinstance(rec, O.ExecEnd):
@@ -47,16 +51,22 @@ def comparable(rec: O.Op, *, rule: bool = True, fp: bool = True) -> dict[str, An
     return _mask(d)  # type: ignore[no-any-return]
 
 
-def normal(rec: O.Op, rule: bool, fp: bool) -> O.Op:
+def normal(rec: O.Op, rule: bool, fp: bool | str) -> O.Op:
     """`rec` with the fields `comparable` drops reset: equal records compare equal fast."""
     changes: dict[str, Any] = {"seq": 0, "t": 0.0, "dur": 0, "prev": "", "policy": ""}
     if not rule:
         changes["rule"] = ""
     if not fp:
         changes["fp"] = None
+    elif fp == "shape" and rec.fp is not None:
+        changes["fp"] = _without_hash(rec.fp)
     if isinstance(rec, O.ExecEnd):
         changes["message"] = None
     return msgspec.structs.replace(rec, **changes)
+
+
+def _without_hash(fp: O.Fingerprint) -> O.Fingerprint:
+    return msgspec.structs.replace(fp, hash=None, sampled=0)
 
 
 def first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any] | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import agent_programs, replay_roots
@@ -59,3 +60,41 @@ def test_a_changed_root_is_caught(program: list[str], data: st.DataObject) -> No
         # every namespace value is a root, fingerprinted when the first execution starts
         assert report.divergence is not None, report.describe()
         assert report.divergence.field.startswith("fp") and report.divergence.logged_op.startswith(name)
+
+
+_GC_PROGRAMS = [
+    # agent code leaves a dropped proxy in a reference cycle: alive until the collector runs
+    ["c = df.columns\nbox = [c]\nbox.append(box)\ndel box, c", "x1 = list(df.columns)"],
+    ["e = pl.col('v')\nbox = [e, pdf.shape]\nbox.append(box)\ndel box, e", "x1 = pdf.select(pl.col('v'))"],
+    # a refused or failing op leaves an exception whose traceback holds the membrane's frames
+    # (and the proxies in them) in a reference cycle until the collector runs
+    ["x0 = list(df.columns)\ntry:\n    df['nope']\nexcept KeyError:\n    pass", "x1 = list(df.columns)"],
+    ["try:\n    c = df.columns\n    c.nope\nexcept AttributeError:\n    pass", "x1 = df.columns.tolist()"],
+    ["e = pdf.with_columns((pl.col('v') * 1).alias('v1'))\ntry:\n    pdf['nope']\nexcept Exception:\n    pass",
+     "e2 = pdf.with_columns((pl.col('v') * 4).alias('v4'))"],
+]
+
+
+@pytest.mark.parametrize("program", _GC_PROGRAMS)
+@pytest.mark.parametrize("record_gc, replay_gc", [("off", "eager"), ("eager", "off")])
+def test_replay_does_not_depend_on_when_the_collector_runs(program: list[str], record_gc: str, replay_gc: str) -> None:
+    """Refs are numbered by which real objects are reached again, never by when garbage
+    cycles holding dropped proxies happen to be collected."""
+    import gc
+
+    def regime(mode: str) -> None:
+        gc.enable() if mode == "eager" else gc.disable()
+        gc.set_threshold(1 if mode == "eager" else 700)
+
+    old = gc.get_threshold()
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            log = Path(d) / "ops"
+            regime(record_gc)
+            _record(log, program, ".jsonl")
+            regime(replay_gc)
+            report = replay(log.with_suffix(".jsonl"), roots=replay_roots(), progress=False)
+            assert report.ok, report.describe()
+    finally:
+        gc.enable()
+        gc.set_threshold(*old)

@@ -52,6 +52,9 @@ class Header(msgspec.Struct, frozen=True, tag="header", tag_field="op", kw_only=
     after: str = ""
     #: bytes of a crash-truncated last line removed when this segment was appended
     dropped: int = 0
+    #: how the records' fingerprint hashes were made (`pairproxy.fingerprint.SCHEME`;
+    #: logs from before the field: 1)
+    fingerprints: int = 1
     prev: str = ""
 
 

@@ -16,6 +16,7 @@ import msgspec
 
 from .. import ops as O
 from ..errors import LogError
+from ..fingerprint import SCHEME as FP_SCHEME
 from .format import (
     ANY_JSON,
     FORMAT,
@@ -92,7 +93,7 @@ class LogWriter:
             session=session, marimo=_marimo_version(), notebook=notebook,
             notebook_hash=file_hash(notebook), policy_hash=policy_hash, created=time.time(),
             format=FORMAT, policy_path=policy_path, libs=_lib_versions(), mode=mode,
-            after=after, dropped=dropped,
+            after=after, dropped=dropped, fingerprints=FP_SCHEME,
         )
         self._prev = after or GENESIS
         self._emit([self._entry(header)])
