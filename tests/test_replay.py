@@ -355,3 +355,37 @@ def _new_refs(out: object) -> list[O.Ref]:
     from pairproxy.provenance import new_refs
 
     return list(new_refs(out))  # type: ignore[arg-type]
+
+
+def test_a_log_hashed_under_another_fingerprint_scheme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Content hashes of an older scheme cannot be recomputed: replay says so and still
+    compares types, shapes and dtypes."""
+    import hashlib
+
+    import pandas as pd
+
+    from pairproxy import fingerprint as F
+    from pairproxy.oplog import read_header, writer
+
+    def roots(n: int) -> dict[str, Any]:
+        return {"df": pd.DataFrame({"k": list("abcab")[:n] + ["c"] * (n - 5), "v": range(n)})}
+
+    def record(log: Path, header_scheme: int) -> None:
+        with monkeypatch.context() as old:  # a session written by a scheme-1 version
+            old.setattr(F, "_hasher", hashlib.sha256)
+            old.setattr(F, "_hash_bytes", lambda b: hashlib.sha256(b).digest())
+            old.setattr(writer, "FP_SCHEME", header_scheme)
+            s = pp.Session(log=log)
+            s.exec("g = df.groupby('k')['v'].sum()\nh = df.head(2)", roots(4))
+            s.close()
+
+    record(log := tmp_path / "ops.jsonl", 1)
+    assert read_header(log).fingerprints == 1
+    report = replay(log, roots=roots(4))
+    assert report.ok, report.describe()
+    assert any("fingerprint scheme 1" in n and "scheme 2" in n for n in report.notes)
+    assert not replay(log, roots=roots(5)).ok  # shapes are still compared
+    # the same hashes under a header claiming the current scheme: they do not match
+    record(mislabelled := tmp_path / "mislabelled.jsonl", F.SCHEME)
+    report = replay(mislabelled, roots=roots(4))
+    assert not report.ok and report.divergence is not None and report.divergence.field.startswith("fp")
