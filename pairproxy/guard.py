@@ -332,11 +332,14 @@ def _ends_in_store(co: types.CodeType) -> bool:
         store = units[2:3]
     else:
         return False
-    return bool(store) and store[0][0] in _STORE_OPS and _line_at(co, store[0][1]) == _line_at(co, at)
+    if not store or store[0][0] not in _STORE_OPS:
+        return False
+    ranges = list(co.co_lines())  # (start, end, line); both offsets are near the end
+    return _line_at(ranges, store[0][1]) == _line_at(ranges, at)
 
 
-def _line_at(co: types.CodeType, offset: int) -> int | None:
-    for start, end, line in co.co_lines():
+def _line_at(ranges: list[tuple[int, int, int | None]], offset: int) -> int | None:
+    for start, end, line in reversed(ranges):
         if start <= offset < end:
             return line
     return None
