@@ -381,18 +381,18 @@ def _polars_digest(s: Any, rows: Any) -> bytes:
     and bytes, anything else (or with nulls) through polars' own ``hash(seed=0)``
     (stable for one polars version: replay under another version may diverge)."""
     np = sys.modules["numpy"]
-    if not s.null_count():
-        dtype = s.dtype
-        if dtype.is_numeric() or dtype.is_temporal():
-            a = s.to_numpy()
-            if isinstance(a, np.ndarray) and a.dtype.kind in "biufcmM":
-                return _digest(np.ascontiguousarray(a if rows is None else a.take(rows)))
-        elif dtype == sys.modules["polars"].String and "pyarrow" in sys.modules:
-            digest = _arrow_digest(s.to_arrow(), rows)
-            if digest is not None:
-                return digest
-    part = s if rows is None else s.gather(rows)
-    return _digest(part.hash(seed=0).to_numpy())
+    dtype = s.dtype
+    if not s.null_count() and (dtype.is_numeric() or dtype.is_temporal()):
+        a = s.to_numpy()  # no copy
+        if isinstance(a, np.ndarray) and a.dtype.kind in "biufcmM":
+            return _digest(np.ascontiguousarray(a if rows is None else a.take(rows)))
+    if rows is not None:  # gather first: converting a whole string column copies it
+        s = s.gather(rows)
+    if not s.null_count() and dtype == sys.modules["polars"].String and "pyarrow" in sys.modules:
+        digest = _arrow_digest(s.to_arrow(), None)
+        if digest is not None:
+            return digest
+    return _digest(s.hash(seed=0).to_numpy())
 
 
 # --- numpy -------------------------------------------------------------------------------
