@@ -371,12 +371,12 @@ def _fp_polars(value: Any, cls: str, memo: Memo) -> O.Fingerprint:
         dtypes = _dtype_text(value.dtype)
         h.update(_canon(value.name) + dtypes.encode())
     for s in columns:
-        h.update(_polars_digest(s, rows))
+        h.update(_polars_digest(s, rows, memo))
     return O.Fingerprint(cls, shape=shape, dtypes=_short(dtypes), hash=h.hexdigest()[:16],
                          sampled=0 if rows is None else len(rows))
 
 
-def _polars_digest(s: Any, rows: Any) -> bytes:
+def _polars_digest(s: Any, rows: Any, memo: Memo) -> bytes:
     """A polars Series' values: numeric ones as their buffer, strings as arrow offsets
     and bytes, anything else (or with nulls) through polars' own ``hash(seed=0)``
     (stable for one polars version: replay under another version may diverge)."""
@@ -385,7 +385,7 @@ def _polars_digest(s: Any, rows: Any) -> bytes:
     if not s.null_count() and (dtype.is_numeric() or dtype.is_temporal()):
         a = s.to_numpy()  # no copy
         if isinstance(a, np.ndarray) and a.dtype.kind in "biufcmM":
-            return _digest(np.ascontiguousarray(a if rows is None else a.take(rows)))
+            return _ndarray_digest(a, rows, memo)
     if rows is not None:  # gather first: converting a whole string column copies it
         s = s.gather(rows)
     if not s.null_count() and dtype == sys.modules["polars"].String and "pyarrow" in sys.modules:

@@ -244,16 +244,19 @@ def _compile_through_pass(code: str, filename: str, mode: str, flags: int, guard
     (``exec`` mode: ``__pp_last__ = <expr>``), compile."""
     tree = ast.parse(code, filename, mode)
     tree = (GuardTransform() if guarded else SemanticTransform()).visit(tree)
-    return compile(_keep_last_value(tree, mode), filename, mode, flags=flags, dont_inherit=True)  # type: ignore[no-any-return]
+    return _compile_keeping_last_value(tree, filename, mode, flags)
 
 
-def _keep_last_value(tree: ast.AST, mode: str) -> Any:
+def _compile_keeping_last_value(tree: ast.AST, filename: str, mode: str, flags: int) -> types.CodeType:
+    """Compile `tree`; in ``exec`` mode a last expression statement becomes
+    ``__pp_last__ = <expr>`` first."""
     if mode == "exec" and isinstance(tree, ast.Module) and tree.body and isinstance(tree.body[-1], ast.Expr):
         last = tree.body[-1]
         tree.body[-1] = ast.copy_location(
             ast.Assign(targets=[ast.Name(LAST, ast.Store())], value=last.value), last
         )
-    return ast.fix_missing_locations(tree)
+    ast.fix_missing_locations(tree)
+    return compile(tree, filename, mode, flags=flags, dont_inherit=True)  # type: ignore[call-overload,no-any-return]
 
 
 #: Text the AST pass may act on without it showing in compiled names: ``except`` clauses
@@ -304,7 +307,7 @@ def _compile_plain(code: str, filename: str, mode: str, flags: int) -> types.Cod
     tree = ast.parse(code, filename, "exec")
     if not (tree.body and isinstance(tree.body[-1], ast.Expr)):
         return co
-    return compile(_keep_last_value(tree, mode), filename, mode, flags=flags, dont_inherit=True)  # type: ignore[no-any-return]
+    return _compile_keeping_last_value(tree, filename, mode, flags)
 
 
 def _name_needs_pass(name: str) -> bool:

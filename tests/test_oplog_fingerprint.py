@@ -138,3 +138,12 @@ class TestApplyPending:
         s = pp.Session()
         s.exec("for i in range(20):\n    x = df['v']", {"df": df()})
         assert len(calls) < 10
+
+
+def test_pandas_columns_read_without_the_private_accessor_hash_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The public fallback (``df.items()``) for a pandas without ``_get_column_array``."""
+    frames = [df(), df().set_index(["k", "n"]), pd.DataFrame({"v": np.arange(100_000) * 0.5, "s": ["x"] * 100_000})]
+    fast = [fingerprint(d) for d in frames]
+    monkeypatch.delattr(pd.DataFrame, "_get_column_array")
+    assert [fingerprint(d) for d in frames] == fast
+    assert all(fp.hash for fp in fast) and fast[2].sampled == F.SAMPLE_SIZE
