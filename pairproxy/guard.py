@@ -259,10 +259,18 @@ def _compile_keeping_last_value(tree: ast.AST, filename: str, mode: str, flags: 
     return compile(tree, filename, mode, flags=flags, dont_inherit=True)  # type: ignore[call-overload,no-any-return]
 
 
-#: Text the AST pass may act on without it showing in compiled names: ``except`` clauses
-#: (rewritten), class bodies (hook and metaclass checks), relative imports.  Matched
-#: anywhere, strings and comments included: a false match only costs the pass.
-_NEEDS_PASS_TEXT = re.compile(r"except|class|from\s*\.")
+#: Text the AST pass may act on: ``except`` clauses (rewritten), class bodies (hook and
+#: metaclass checks), relative imports, and every identifier the pass refuses or rewrites
+#: (dunders, ``_self_*``, `FRAME_ATTRS`, ``format``/``format_map``).
+#: Identifiers are matched in the text, not in the compiled names, which miss code the
+#: compiler drops as unreachable (``return a.b; lambda: x._self_st``): the pass still
+#: refuses that.  Matched anywhere, strings and comments included: a false match only
+#: costs the pass.
+_NEEDS_PASS_TEXT = re.compile(
+    r"except|class|from\s*\.|__|_self_|\b(?:"
+    + "|".join(sorted(FRAME_ATTRS | {"format", "format_map"}))
+    + r")\b"
+)
 _CACHE_OP = dis.opmap["CACHE"]
 _RETURN_VALUE = dis.opmap["RETURN_VALUE"]
 _RETURN_CONST = dis.opmap.get("RETURN_CONST", -1)  # 3.12+
@@ -281,9 +289,8 @@ def _compile_plain(code: str, filename: str, mode: str, flags: int) -> types.Cod
 
     An answer that is not None must be exact, so every test errs towards None:
     - non-ASCII text: identifiers are NFKC-normalised, so look-alikes need the pass;
-    - `_NEEDS_PASS_TEXT` anywhere in the text;
-    - a name the pass acts on (`_name_needs_pass`) in any compiled code object: names,
-      attributes, imports and locals all land in ``co_names``/``co_varnames``/cells;
+    - `_NEEDS_PASS_TEXT` anywhere in the text, which covers every identifier the pass
+      acts on;
     In ``exec`` mode the value of a last expression statement is kept, a rewrite of the
     last statement alone: `_ends_in_store` rules one out without parsing for most code;
     otherwise the text is parsed and, when there is one, only that rewrite is made.
@@ -294,24 +301,13 @@ def _compile_plain(code: str, filename: str, mode: str, flags: int) -> types.Cod
         co = compile(code, filename, mode, flags=flags, dont_inherit=True)
     except SyntaxError:
         return None  # the pass raises it, with the same message
-    stack = [co]
-    while stack:
-        c = stack.pop()
-        for names in (c.co_names, c.co_varnames, c.co_cellvars, c.co_freevars):
-            for name in names:
-                if _name_needs_pass(name):
-                    return None
-        stack.extend(k for k in c.co_consts if type(k) is types.CodeType)
-    if mode != "exec" or (";" not in code and _ends_in_store(co)):
+    # (A lone string statement compiles to a ``__doc__`` store: the pass keeps its value.)
+    if mode != "exec" or (";" not in code and "__doc__" not in co.co_names and _ends_in_store(co)):
         return co
     tree = ast.parse(code, filename, "exec")
     if not (tree.body and isinstance(tree.body[-1], ast.Expr)):
         return co
     return _compile_keeping_last_value(tree, filename, mode, flags)
-
-
-def _name_needs_pass(name: str) -> bool:
-    return name.startswith(("__", "_self_")) or name in FRAME_ATTRS or name in ("format", "format_map")
 
 
 def _ends_in_store(co: types.CodeType) -> bool:

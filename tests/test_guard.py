@@ -237,7 +237,7 @@ def test_compile_agent_leaves_ordinary_code_alone() -> None:
 # --- the two compile routes agree --------------------------------------------------------
 
 _PLAIN_ROUTE_CASES = [
-    "x = 1", "x = 1\n42", "x = 1\n'text'", "x = 1\n...", "x = 1\nNone", "x = 1; 2", "x = 1;",
+    "x = 1", "'s'", "'s'\nx = 1\n'doc'", "x = 1\n42", "x = 1\n'text'", "x = 1\n...", "x = 1\nNone", "x = 1; 2", "x = 1;",
     "df.head()", "df.shape", "x = df.x\ny = 2\n", "import os", "from os import path",
     "a.b = (\n1 +\n2)\n", "a[0] = 1", "del a[0]", "del x", "x = [i for i in range(3)]",
     "for i in x:\n    y = i\n", "for i in x:\n    y = i\ny", "if x:\n    y = 1\nelse:\n    y = 2",
@@ -275,6 +275,24 @@ def _routes_agree(code: str, mode: str = "exec", allow_await: bool = False) -> b
 def test_plain_compile_route_matches_the_ast_pass(code: str) -> None:
     _routes_agree(code)
     _routes_agree(code, allow_await=True)
+
+
+@pytest.mark.parametrize("dead", ["x._self_st", "x.__class__", "x.gi_frame", "'{}'.format(x)", "x.__dict__"])
+def test_plain_compile_route_leaves_unreachable_code_to_the_pass(dead: str) -> None:
+    # The compiler drops code after a return: its names never reach a code object, but
+    # the pass still refuses or rewrites them, so the plain route must not take it.
+    from pairproxy.guard import _compile_plain
+
+    for code in (f"def g(a):\n    return a.b; lambda: {dead}", f"def g(a):\n    return 1\n    {dead}"):
+        assert _compile_plain(code, "<agent:t>", "exec", 0) is None, code
+
+
+def test_plain_compile_route_leaves_every_acted_on_name_to_the_pass() -> None:
+    from pairproxy.guard import FRAME_ATTRS, _compile_plain
+
+    for name in sorted(FRAME_ATTRS | {"format", "format_map", "__x", "_self_st", "__class__"}):
+        for code in (f"y = x.{name}", f"{name} = 1", f"def f({name}):\n    pass", f"import {name}"):
+            assert _compile_plain(code, "<agent:t>", "exec", 0) is None, code
 
 
 def test_plain_compile_route_over_the_corpora() -> None:
