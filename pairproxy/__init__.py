@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import ops
+from . import hotpath, ops  # hotpath: picks the compiled attribute path when built
 from .errors import LogError, PolicyDenied, PolicyError, ResourceLimit
 from .inspection import describe, get_attr, list_attrs
 from .oplog import read_log
@@ -30,6 +30,6 @@ def mirror(session=None, **options):  # type: ignore[no-untyped-def]
 
 __all__ = [
     "LogError", "PolicyDenied", "PolicyError", "ResourceLimit", "Session", "__version__",
-    "describe", "get_attr", "is_proxy", "list_attrs", "load_policy", "mirror", "ops", "read_log",
+    "describe", "get_attr", "hotpath", "is_proxy", "list_attrs", "load_policy", "mirror", "ops", "read_log",
     "unwrap",
 ]

@@ -167,8 +167,10 @@ class Membrane:
     """
 
     def __init__(self, policy: Any = None, actor: str = "agent") -> None:
-        self.records: list[O.Op] = []
-        self.actor = actor
+        self._records: list[O.Op] = []
+        self._actor = actor
+        self._max_ops: int | None = None
+        self._hot: tuple[Any, ...] | None = None
         self._by_id: dict[int, Any] = {}
         self._roots: dict[str, Any] = {}
         self._origin: dict[int, Any] = {}
@@ -183,7 +185,6 @@ class Membrane:
         self.asks: dict[int, dict[str, Any]] = {}
         self._grants_once: dict[Any, int] = {}
         self._grants_always: set[tuple[Any, ...]] = set()
-        self.max_ops: int | None = None
         self.wall_ns = 0
         self.deadline_ns: int | None = None
         self.fingerprints = True
@@ -212,6 +213,49 @@ class Membrane:
         self.fast_ops: dict[tuple[str, TypeKey, str, str, str], str] = ops if ops is not None else _NO_FAST_OPS
         if changed and self._by_id:
             self._rederive_rights()
+        self._refresh_hot()
+
+    # What the per-op attribute path reads, in one tuple (one lookup instead of seven):
+    # (records, t0, p0, actor, policy hash, the policy's fast_attrs or None for no
+    # policy), or None while a budget is set (every op then goes through `admit`).  The
+    # compiled fast path (`pairproxy._speedups`) reads the same tuple, so everything it
+    # depends on is set through the properties below or `set_policy`, which refresh it.
+
+    def _refresh_hot(self) -> None:
+        self._hot = None if self._max_ops is not None else (
+            self._records, self._t0, self._p0, self._actor, self.phash,
+            None if self.policy is None else self.fast_attrs,
+        )
+
+    @property
+    def records(self) -> list[O.Op]:
+        """The session's op records, in order (seq = position)."""
+        return self._records
+
+    @records.setter
+    def records(self, records: list[O.Op]) -> None:
+        self._records = records
+        self._refresh_hot()
+
+    @property
+    def actor(self) -> str:
+        """Who ops are attributed to."""
+        return self._actor
+
+    @actor.setter
+    def actor(self, actor: str) -> None:
+        self._actor = actor
+        self._refresh_hot()
+
+    @property
+    def max_ops(self) -> int | None:
+        """Ops allowed per execution (None: no budget)."""
+        return self._max_ops
+
+    @max_ops.setter
+    def max_ops(self, max_ops: int | None) -> None:
+        self._max_ops = max_ops
+        self._refresh_hot()
 
     def _rederive_rights(self) -> None:
         """After a policy change, every live value takes its root's new rights (rights
@@ -243,7 +287,7 @@ class Membrane:
         return self._t0 + (p0 - self._p0) * 1e-9
 
     def _seq(self) -> int:
-        return len(self.records)
+        return len(self._records)
 
     # --- admission ----------------------------------------------------------------------
 
@@ -253,7 +297,7 @@ class Membrane:
         cls: Any = O.Attr, fields: dict[str, Any] | None = None,
     ) -> Verdict:
         """Check capability, then policy.  On refusal: record a `cls` op and raise."""
-        if self.max_ops is not None:
+        if self._max_ops is not None:
             self._check_budget()
         if not BIT[effect] & have:
             if st is not None and st.key.is_module and not st.rights:
@@ -300,10 +344,10 @@ class Membrane:
         return _ENCODE(rec)
 
     def _check_budget(self) -> None:
-        n = len(self.records) - self._exec_start
-        if self.max_ops is not None and n >= self.max_ops:
+        n = len(self._records) - self._exec_start
+        if self._max_ops is not None and n >= self._max_ops:
             raise ResourceLimit(
-                f"this execution used its budget of {self.max_ops} operations (policy "
+                f"this execution used its budget of {self._max_ops} operations (policy "
                 "limits.max_ops); split the work into smaller steps or aggregate before looping"
             )
         if self.deadline_ns is not None and _perf() > self.deadline_ns:
@@ -318,12 +362,12 @@ class Membrane:
     ) -> None:
         p0 = _perf()
         rec = cls(
-            seq=self._seq(), t=self._now(p0), actor=self.actor,
+            seq=self._seq(), t=self._now(p0), actor=self._actor,
             ref=st.ref if st is not None else 0, ver=st.ver if st is not None else 0,
             effect=effect, decision=v.decision, rule=v.rule, policy=self.phash,
             **(fields if fields is not None else {"name": member}),
         )
-        self.records.append(rec)
+        self._records.append(rec)
         text = O.render(rec, self.path(st.ref) if st is not None else "", self._short_name)
         exact = self._op_key(st, cls, fields if fields is not None else {"name": member})
         ask = None
@@ -362,7 +406,7 @@ class Membrane:
     def _origin_of(self, ref: int) -> O.Op | str | None:
         o = self._origin.get(ref)
         if type(o) is int:
-            return self.records[o]
+            return self._records[o]
         if isinstance(o, tuple):  # ("callback", name, parent ref)
             return f"{self.path(o[2], 3)}.<{o[1]} argument>"
         return o  # type: ignore[return-value]
@@ -405,7 +449,7 @@ class Membrane:
             policy=self.phash, name=name, type=st.key.display,
         )
         self._origin[st.ref] = rec
-        self.records.append(rec)
+        self._records.append(rec)
         if self.fingerprints:  # replay checks rebuilt roots against these
             self.pending_fp.append((rec.seq, obj))
         return px
@@ -502,7 +546,7 @@ class Membrane:
     def fingerprint_pending(self) -> None:
         """Fingerprint the pending results the agent still holds (see `apply_pending`);
         with ``fp_all`` (a replay), every pending result."""
-        apply_pending(self.records, self.pending_fp, None if self.fp_all else self._held)
+        apply_pending(self._records, self.pending_fp, None if self.fp_all else self._held)
 
     def _held(self, obj: Any) -> bool:
         # A proxy held only by the identity map (and this frame and getrefcount's
@@ -728,22 +772,28 @@ class Membrane:
     # --- the ops ------------------------------------------------------------------------
 
     def attr(self, st: State, name: str) -> Any:
-        # The hottest path: kept flat on purpose (no generic helper call).  Reads the
-        # policy allows unconditionally skip `admit` (one dict probe) when no budget is
-        # set and the capability has the read bit.
-        rule = ""
-        if self.policy is not None or self.max_ops is not None or not st.rights & 1:
-            rule = self.fast_attrs.get((st.key, name, st.root))  # type: ignore[assignment]
-            if rule is None or self.max_ops is not None or not st.rights & 1:
-                rule = self.admit(st, "attr", st.key, name, "read", st.rights, st.cap, (), None,
-                                  O.Attr, {"name": name}).rule
+        """An attribute read: judged, run, recorded.  The hottest path, kept flat on
+        purpose (no generic helper call); `pairproxy._speedups.getattribute` is the same
+        path compiled, and hands everything but its fast case back to this method.
+
+        Reads need no `admit` when no budget is set, the capability has the read bit and
+        either there is no policy or the policy allows this read whatever the arguments
+        (one probe of its ``fast_attrs``)."""
+        hot = self._hot
+        rule: str | None = None
+        if hot is not None and st.rights & 1:
+            fast = hot[5]
+            rule = "" if fast is None else fast.get((st.key, name, st.root))
+        if rule is None:
+            rule = self.admit(st, "attr", st.key, name, "read", st.rights, st.cap, (), None,
+                              O.Attr, {"name": name}).rule
         p0 = _perf()
         try:
             res = getattr(st.obj, name)
         except BaseException as e:
             self._failed(O.Attr, st, p0, e, {"name": name})
             raise
-        recs = self.records
+        recs = self._records
         t = type(res)
         if (
             t is bool or res is None or (t is int and -_I64 <= res < _I64)
@@ -756,7 +806,7 @@ class Membrane:
         # Positional, in `ops.Attr` field order: seq t actor ref ver effect decision rule
         # policy out dur error fp prev name.
         recs.append(_Attr(
-            len(recs), self._t0 + (p0 - self._p0) * 1e-9, self.actor, st.ref, st.ver, "read",
+            len(recs), self._t0 + (p0 - self._p0) * 1e-9, self._actor, st.ref, st.ver, "read",
             "allow", rule, self.phash, out, _perf() - p0, None, None, "", name,
         ))
         return val
@@ -780,16 +830,16 @@ class Membrane:
         ver: int | None = None, rule: str = "",
     ) -> O.Op:
         rec = cls(
-            seq=len(self.records), t=self._now(p0), actor=self.actor, ref=st.ref,
+            seq=len(self._records), t=self._now(p0), actor=self._actor, ref=st.ref,
             ver=st.ver if ver is None else ver, effect=effect, rule=rule, policy=self.phash,
             out=out, dur=_perf() - p0, **fields,
         )
-        self.records.append(rec)
+        self._records.append(rec)
         return rec  # type: ignore[no-any-return]
 
     def _failed(self, cls: Any, st: State, p0: int, e: BaseException, fields: dict[str, Any], effect: str = "read") -> None:
-        self.records.append(cls(
-            seq=len(self.records), t=self._now(p0), actor=self.actor, ref=st.ref, ver=st.ver,
+        self._records.append(cls(
+            seq=len(self._records), t=self._now(p0), actor=self._actor, ref=st.ref, ver=st.ver,
             effect=effect, policy=self.phash, dur=_perf() - p0, error=_qual(type(e)), **fields,
         ))
 
@@ -804,7 +854,7 @@ class Membrane:
         named by the record (a method's owner), `st` the proxy the op came through;
         `key` is what the policy matches (default: the target's type)."""
         tgt = target or st
-        if self.max_ops is None and BIT[effect] & have:
+        if self._max_ops is None and BIT[effect] & have:
             # The per-op fast path: nothing to judge, or a decision the policy made once
             # for this op's static key and that no argument can change.
             if self.policy is None:
@@ -832,13 +882,13 @@ class Membrane:
             out: O.Arg = res  # a literal crosses as itself
             val = res
         elif wrap_out:
-            out, val = self.out(res, tgt, via, out_rights, cap or tgt.cap, len(self.records), code_call)
+            out, val = self.out(res, tgt, via, out_rights, cap or tgt.cap, len(self._records), code_call)
         else:
             out, val = literal(res) if t in _PASS_TYPES else O.Opaque(_qual(t), ""), res
-        recs = self.records
+        recs = self._records
         # base fields positionally (see ops.Op), the kind's own by name
         recs.append(cls(
-            len(recs), self._t0 + (p0 - self._p0) * 1e-9, self.actor, tgt.ref, ver, effect,
+            len(recs), self._t0 + (p0 - self._p0) * 1e-9, self._actor, tgt.ref, ver, effect,
             "allow", rule, self.phash, out, _perf() - p0, **fields,
         ))
         return val
@@ -974,7 +1024,7 @@ class Membrane:
             )
         awaitable = self._run(st, O.With, "with", name, "unknown", {"name": name}, dunder,
                               (st.obj, *exc), st.rights, st.cap, st.rights, wrap_out=False)
-        return self.out(await awaitable, st, "", st.rights, st.cap, len(self.records))[1]
+        return self.out(await awaitable, st, "", st.rights, st.cap, len(self._records))[1]
 
     def iter_(self, st: State, name: str, fn: Callable[..., Any]) -> Any:
         return self._run(st, O.Iter, "iter", name, "read", {"name": name}, fn, (st.obj,),
@@ -988,13 +1038,13 @@ class Membrane:
         it = self._run(st, O.Async, "async", "await", "unknown", {"name": "await"},
                        _await_iter, (st.obj,), st.rights, st.cap, st.rights, wrap_out=False)
         res = yield from it
-        return self.out(res, st, "", st.rights, st.cap, len(self.records))[1]
+        return self.out(res, st, "", st.rights, st.cap, len(self._records))[1]
 
     async def anext_(self, st: State) -> Any:
         awaitable = self._run(st, O.Async, "async", "anext", "read", {"name": "anext"},
                               _anext_awaitable, (st.obj,), st.rights, st.cap, st.rights,
                               wrap_out=False)
-        return self.out(await awaitable, st, "", st.rights, st.cap, len(self.records))[1]
+        return self.out(await awaitable, st, "", st.rights, st.cap, len(self._records))[1]
 
     # --- imports ------------------------------------------------------------------------
 
@@ -1010,15 +1060,15 @@ class Membrane:
         try:
             res = do_import()
         except BaseException as e:
-            self.records.append(O.Import(
-                seq=self._seq(), t=self._now(p0), actor=self.actor, effect="import",
+            self._records.append(O.Import(
+                seq=self._seq(), t=self._now(p0), actor=self._actor, effect="import",
                 policy=self.phash, dur=_perf() - p0, error=_qual(type(e)), **fields,
             ))
             raise
-        px = self.root(res, getattr(res, "__name__", module), actor=self.actor)
+        px = self.root(res, getattr(res, "__name__", module), actor=self._actor)
         st = _get(px) if type(px) in PROXY_TYPES else None
-        self.records.append(O.Import(
-            seq=self._seq(), t=self._now(p0), actor=self.actor, effect="import", rule=v.rule,
+        self._records.append(O.Import(
+            seq=self._seq(), t=self._now(p0), actor=self._actor, effect="import", rule=v.rule,
             policy=self.phash, dur=_perf() - p0,
             out=O.Ref(st.ref, st.ver) if st is not None else None, **fields,
         ))

@@ -1,0 +1,145 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, binding=True
+"""The per-op attribute path, compiled.
+
+Optional: built from this file when the package is installed with a C compiler at hand
+(``setup.py``), and used unless ``PAIRPROXY_PURE_PYTHON=1`` (see `pairproxy.hotpath`).
+Without it the same ops run through `pairproxy.proxy.Proxy.__getattribute__` and
+`pairproxy.membrane.Membrane.attr`.  This module mirrors them for the one case worth
+compiling — a read the membrane allows without `admit` (no budget, the read bit, no
+policy or a policy ``fast_attrs`` hit) — and hands every other case to them.  Both write
+the same record; the tests run the suite's core under each.
+
+A proxy's state and the state's fields are read at the offsets their member descriptors
+name (`configure` checks each is a plain object slot), not through attribute lookup.
+"""
+
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_READ_CHAR
+
+cdef extern from *:
+    """
+    #include "structmember.h"
+
+    /* time.perf_counter_ns() without the call: the clock the pure-Python path reads. */
+    #if PY_VERSION_HEX >= 0x030D0000
+    static inline long long pp_perf_ns(void) {
+        PyTime_t t = 0;
+        (void)PyTime_PerfCounterRaw(&t);
+        return (long long)t;
+    }
+    #else
+    static inline long long pp_perf_ns(void) { return (long long)_PyTime_GetPerfCounter(); }
+    #endif
+
+    /* The offset of an object slot from its member descriptor, or -1 if it is not one. */
+    static Py_ssize_t pp_slot_offset(PyObject *descr) {
+        PyMemberDef *d;
+        if (!Py_IS_TYPE(descr, &PyMemberDescr_Type)) return -1;
+        d = ((PyMemberDescrObject *)descr)->d_member;
+        if (d->type != T_OBJECT_EX || (d->flags & READONLY)) return -1;
+        return d->offset;
+    }
+    #define pp_slot(o, off) (*(PyObject **)((char *)(o) + (off)))
+    """
+    long long pp_perf_ns() nogil
+    Py_ssize_t pp_slot_offset(object descr) except? -2
+    PyObject* pp_slot(object o, Py_ssize_t off)
+
+cdef bint _ready = False
+cdef object _pure_getattribute = None  # Proxy.__getattribute__ in pure Python
+cdef object _underscore_attr = None
+cdef object _Attr = None
+cdef object _Proxy = None
+cdef object _State = None
+cdef Py_ssize_t _slot = -1  # the proxy's state slot
+cdef Py_ssize_t _obj = -1, _m = -1, _rights = -1, _key = -1, _root = -1, _ref = -1, _ver = -1
+
+
+def configure(proxy_type, state_slot, state_type, pure_getattribute, underscore_attr, attr_record):
+    """Take the types and functions of the pure path; find the slots read directly.
+
+    Raises:
+        TypeError: a slot is not a plain object slot (the layout is not what this
+            module was written for; the pure path then stays in use).
+    """
+    global _ready, _pure_getattribute, _underscore_attr, _Attr, _Proxy, _State, _slot
+    global _obj, _m, _rights, _key, _root, _ref, _ver
+    _ready = False
+    offsets = []
+    for descr in (state_slot, *(vars(state_type)[n] for n in ("obj", "m", "rights", "key", "root", "ref", "ver"))):
+        off = pp_slot_offset(descr)
+        if off < 0:
+            raise TypeError(f"{descr!r} is not a plain object slot")
+        offsets.append(off)
+    _slot, _obj, _m, _rights, _key, _root, _ref, _ver = offsets
+    _Proxy, _State = proxy_type, state_type
+    _pure_getattribute, _underscore_attr, _Attr = pure_getattribute, underscore_attr, attr_record
+    _ready = True
+
+
+cdef inline object _field(object o, Py_ssize_t off):
+    cdef PyObject* p = pp_slot(o, off)
+    if p is NULL:  # never for a State made by the membrane; the pure path explains it
+        raise AttributeError(off)
+    return <object>p
+
+
+cdef inline bint _is_literal(object res, type t) except -1:
+    # `Membrane.attr`'s test of values that cross as themselves, in C.
+    cdef int overflow = 0
+    cdef double x
+    if t is bool or res is None:
+        return True
+    if t is int:
+        PyLong_AsLongLongAndOverflow(res, &overflow)
+        return overflow == 0  # -2**63 <= res < 2**63
+    if t is float:
+        x = PyFloat_AS_DOUBLE(res)
+        return x - x == 0.0  # finite
+    if t is str:
+        return PyUnicode_GET_LENGTH(res) <= 256
+    return False
+
+
+def getattribute(self, name):
+    """`Proxy.__getattribute__`, compiled (see the module docstring)."""
+    if not _ready or not isinstance(self, _Proxy) or type(name) is not str:
+        return _pure_getattribute(self, name)
+    cdef PyObject* sp = pp_slot(self, _slot)
+    if sp is NULL or type(<object>sp) is not _State:
+        return _pure_getattribute(self, name)
+    st = <object>sp
+    if PyUnicode_GET_LENGTH(name) and PyUnicode_READ_CHAR(name, 0) == u"_":
+        return _underscore_attr(st, name)
+    m = _field(st, _m)
+    hot = m._hot
+    if hot is None or not (_field(st, _rights) & 1):
+        return m.attr(st, name)
+    cdef tuple h = <tuple>hot
+    fast = h[5]
+    if fast is None:
+        rule = ""
+    else:
+        rule = fast.get((_field(st, _key), name, _field(st, _root)))
+        if rule is None:
+            return m.attr(st, name)
+    cdef long long p0 = pp_perf_ns()
+    try:
+        res = getattr(_field(st, _obj), name)
+    except BaseException as e:
+        m._failed(_Attr, st, p0, e, {"name": name})
+        raise
+    recs = h[0]  # not typed `list`: a list subclass's own append must run (replay's does)
+    if _is_literal(res, type(res)):
+        out = val = res
+    else:
+        out, val = m.out(res, st, name, st.rights, st.cap, len(recs))
+    cdef double t0 = h[1]
+    cdef long long pp0 = h[2]
+    recs.append(_Attr(
+        len(recs), t0 + (p0 - pp0) * 1e-9, h[3], _field(st, _ref), _field(st, _ver), "read",
+        "allow", rule, h[4], out, pp_perf_ns() - p0, None, None, "", name,
+    ))
+    return val

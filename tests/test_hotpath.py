@@ -1,0 +1,222 @@
+"""The compiled attribute path (`pairproxy._speedups`) and the pure-Python one behave
+identically: same values, same errors, same records (bar timings).  The core suite also
+runs once more with ``PAIRPROXY_PURE_PYTHON=1`` (the last test here)."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pairproxy as pp
+from pairproxy import hotpath
+from pairproxy import ops as O
+
+ROOT = Path(__file__).resolve().parents[1]
+PURE_BY_ENV = os.environ.get("PAIRPROXY_PURE_PYTHON", "").strip().lower() not in ("", "0", "false", "no")
+
+needs_compiled = pytest.mark.skipif(
+    not hotpath.compiled_available(), reason=f"compiled path not built: {hotpath.why_not_compiled()}"
+)
+
+
+def test_the_compiled_path_is_built_and_in_use() -> None:
+    # The project's setup builds it (a C compiler is part of the supported machine);
+    # PAIRPROXY_NO_EXTENSIONS=1 at install time is the one way to go without.
+    if os.environ.get("PAIRPROXY_NO_EXTENSIONS", "").strip() not in ("", "0"):
+        pytest.skip("installed with PAIRPROXY_NO_EXTENSIONS")
+    assert hotpath.compiled_available(), hotpath.why_not_compiled()
+    assert hotpath.active() == ("pure" if PURE_BY_ENV else "compiled")
+
+
+@needs_compiled
+def test_switching_applies_to_existing_proxies_and_is_reported() -> None:
+    s = pp.Session()
+    p = s.wrap(Thing(), name="t")
+    before = hotpath.active()
+    try:
+        for compiled in (True, False, True):
+            hotpath.use_compiled(compiled)
+            assert hotpath.active() == ("compiled" if compiled else "pure")
+            assert p.n == 7
+    finally:
+        hotpath.use_compiled(before == "compiled")
+    assert [O.kind(r) for r in s.records].count("attr") == 3
+
+
+# --- one program, both paths --------------------------------------------------------------
+
+
+class Thing:
+    """Attributes of every kind the attribute path sorts: literals at their limits,
+    containers, methods, properties that raise, underscore names."""
+
+    big = 2**63
+    edge = 2**63 - 1
+    low = -(2**63)
+    lower = -(2**63) - 1
+    inf = math.inf
+    nan = math.nan
+    short = "s" * 256
+    long = "s" * 257
+    flag = True
+    none = None
+    ratio = 0.5
+    items = (1, 2)
+    table = {"a": 1}
+    seq = [1, [2]]
+    _private = 3
+
+    def __init__(self) -> None:
+        self.n = 7
+
+    def method(self) -> int:
+        return 1
+
+    @property
+    def broken(self) -> int:
+        raise ValueError("no value here")
+
+    @property
+    def fresh(self) -> list[int]:
+        return [self.n]
+
+
+class Text(str):
+    pass
+
+
+NAMES = [
+    "n", "big", "edge", "low", "lower", "inf", "nan", "short", "long", "flag", "none", "ratio",
+    "items", "table", "seq", "method", "broken", "fresh", "missing", "_private", "__class__",
+    "__array__", "_self_st", "__wrapped__",
+]
+
+POLICY = """
+[policy]
+name = "hotpath"
+default = "allow"
+
+[[rule]]
+op = "attr"
+name = "long"
+decision = "deny"
+reason = "not this one"
+
+[[rule]]
+op = "attr"
+name = "ratio"
+decision = "ask"
+"""
+
+
+def _policy(kind: str, tmp: Path) -> Any:
+    if kind == "none":
+        return None
+    if kind == "read_only":
+        return pp.load_policy(ROOT / "policies" / "read_only.toml")
+    path = tmp / "hotpath.toml"
+    path.write_text(POLICY)
+    return pp.load_policy(path)
+
+
+def _run(compiled: bool, policy: Any, budget: int | None, names: list[Any]) -> tuple[list[Any], list[Any]]:
+    """Each name read on a fresh root (and on what the read returned, once); the
+    outcomes (value or error) and the records without timings."""
+    hotpath.use_compiled(compiled)
+    s = pp.Session(policy=policy)
+    if budget is not None:
+        s._m.max_ops = budget
+    root = s.wrap(Thing(), name="thing")
+    outcomes: list[Any] = []
+    current = root
+    for name in names:
+        try:
+            v = getattr(current, name)
+        except BaseException as e:  # noqa: BLE001 - the error is the outcome compared
+            outcomes.append((type(e).__name__, str(e)))
+            continue
+        real = pp.unwrap(v)
+        shown = "nan" if isinstance(real, float) and math.isnan(real) else re.sub(r"0x[0-9a-f]+", "0x", repr(real))
+        outcomes.append(("value", type(real).__name__, shown, pp.is_proxy(v)))
+        current = v if pp.is_proxy(v) else root  # read on from a container or method too
+    records = [msgspec.structs.replace(r, t=0.0, dur=0) for r in s.records]
+    return outcomes, records
+
+
+@needs_compiled
+@settings(max_examples=120, deadline=None)
+@given(
+    names=st.lists(st.sampled_from(NAMES) | st.sampled_from(NAMES).map(Text), min_size=1, max_size=12),
+    policy=st.sampled_from(["none", "read_only", "rules"]),
+    budget=st.sampled_from([None, 5, 1000]),
+)
+def test_compiled_and_pure_paths_agree(names: list[Any], policy: str, budget: int | None, tmp_path_factory: pytest.TempPathFactory) -> None:
+    before = hotpath.active()
+    try:
+        tmp = tmp_path_factory.mktemp("pol")
+        compiled = _run(True, _policy(policy, tmp), budget, names)
+        pure = _run(False, _policy(policy, tmp), budget, names)
+    finally:
+        hotpath.use_compiled(before == "compiled")
+    assert compiled[0] == pure[0]
+    assert compiled[1] == pure[1]
+
+
+@needs_compiled
+def test_both_paths_record_the_same_clock() -> None:
+    # Both read time.perf_counter_ns: an op's start lies between the readings around it.
+    import time
+
+    before = hotpath.active()
+    try:
+        for compiled in (True, False):
+            hotpath.use_compiled(compiled)
+            s = pp.Session()
+            p = s.wrap(Thing(), name="t")
+            m = s._m
+            lo = m._t0 + (time.perf_counter_ns() - m._p0) * 1e-9
+            assert p.n == 7
+            hi = m._t0 + (time.perf_counter_ns() - m._p0) * 1e-9
+            rec = s.records[-1]
+            assert lo <= rec.t <= hi and 0 <= rec.dur <= (hi - lo) * 1e9 + 1
+    finally:
+        hotpath.use_compiled(before == "compiled")
+
+
+def test_a_non_proxy_is_refused_as_by_the_slot_descriptor() -> None:
+    from pairproxy.proxy import Proxy
+
+    with pytest.raises(TypeError):
+        Proxy.__getattribute__(object(), "x")
+
+
+# --- the core suite, pure Python --------------------------------------------------------------
+
+CORE = [
+    "tests/test_membrane.py", "tests/test_membrane_properties.py", "tests/test_corpus.py",
+    "tests/escapes", "tests/test_replay.py", "tests/test_replay_properties.py",
+    "tests/test_session_fixes.py", "tests/test_policy_capabilities.py",
+]
+
+
+@pytest.mark.skipif(PURE_BY_ENV, reason="this run is already pure Python")
+@needs_compiled
+def test_the_core_suite_passes_on_the_pure_python_path() -> None:
+    env = {**os.environ, "PAIRPROXY_PURE_PYTHON": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *CORE],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    tail = "\n".join(proc.stdout.splitlines()[-15:])
+    assert proc.returncode == 0, tail
+    assert " passed" in tail and "failed" not in tail, tail
