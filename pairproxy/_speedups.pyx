@@ -1,13 +1,15 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, binding=True
-"""The per-op attribute path, compiled.
+"""The per-op fast paths, compiled: attribute reads, item reads, ``next``.
 
 Optional: built from this file when the package is installed with a C compiler at hand
 (``setup.py``), and used unless ``PAIRPROXY_PURE_PYTHON=1`` (see `pairproxy.hotpath`).
-Without it the same ops run through `pairproxy.proxy.Proxy.__getattribute__` and
-`pairproxy.membrane.Membrane.attr`.  This module mirrors them for the one case worth
-compiling — a read the membrane allows without `admit` (no budget, the read bit, no
-policy or a policy ``fast_attrs`` hit) — and hands every other case to them.  Both write
-the same record; the tests run the suite's core under each.
+Without it the same ops run through the pure-Python proxy hooks
+(`pairproxy.proxy.Proxy.__getattribute__`, ``__getitem__``, ``__next__``) and the
+membrane (`Membrane.attr`, `Membrane.getitem`, `Membrane.next_`, `Membrane._run`).  This
+module mirrors them for the one case worth compiling — a read the membrane allows without
+`admit` (no budget, the read bit, no policy or a policy fast-path hit; for items, a key
+that crosses as itself) — and hands every other case to them.  Both write the same
+record; the tests run random programs through both and the suite's core under each.
 
 A proxy's state and the state's fields are read at the offsets their member descriptors
 name (`configure` checks each is a plain object slot), not through attribute lookup.
@@ -48,23 +50,32 @@ cdef extern from *:
     PyObject* pp_slot(object o, Py_ssize_t off)
 
 cdef bint _ready = False
-cdef object _pure_getattribute = None  # Proxy.__getattribute__ in pure Python
+cdef object _pure_getattribute = None  # the pure-Python hooks
+cdef object _pure_getitem = None
+cdef object _pure_next = None
 cdef object _underscore_attr = None
 cdef object _Attr = None
+cdef object _GetItem = None
+cdef object _Next = None
 cdef object _Proxy = None
 cdef object _State = None
 cdef Py_ssize_t _slot = -1  # the proxy's state slot
 cdef Py_ssize_t _obj = -1, _m = -1, _rights = -1, _key = -1, _root = -1, _ref = -1, _ver = -1
 
 
-def configure(proxy_type, state_slot, state_type, pure_getattribute, underscore_attr, attr_record):
+def configure(proxy_type, state_slot, state_type, pure, underscore_attr, ops):
     """Take the types and functions of the pure path; find the slots read directly.
+
+    Args:
+        pure: the pure-Python hooks, ``(getattribute, getitem, next)``.
+        ops: the `pairproxy.ops` module (the record classes).
 
     Raises:
         TypeError: a slot is not a plain object slot (the layout is not what this
             module was written for; the pure path then stays in use).
     """
-    global _ready, _pure_getattribute, _underscore_attr, _Attr, _Proxy, _State, _slot
+    global _ready, _pure_getattribute, _pure_getitem, _pure_next, _underscore_attr
+    global _Attr, _GetItem, _Next, _Proxy, _State, _slot
     global _obj, _m, _rights, _key, _root, _ref, _ver
     _ready = False
     offsets = []
@@ -75,7 +86,9 @@ def configure(proxy_type, state_slot, state_type, pure_getattribute, underscore_
         offsets.append(off)
     _slot, _obj, _m, _rights, _key, _root, _ref, _ver = offsets
     _Proxy, _State = proxy_type, state_type
-    _pure_getattribute, _underscore_attr, _Attr = pure_getattribute, underscore_attr, attr_record
+    _pure_getattribute, _pure_getitem, _pure_next = pure
+    _underscore_attr = underscore_attr
+    _Attr, _GetItem, _Next = ops.Attr, ops.GetItem, ops.Next
     _ready = True
 
 
@@ -103,14 +116,47 @@ cdef inline bint _is_literal(object res, type t) except -1:
     return False
 
 
-def getattribute(self, name):
-    """`Proxy.__getattribute__`, compiled (see the module docstring)."""
-    if not _ready or not isinstance(self, _Proxy) or type(name) is not str:
-        return _pure_getattribute(self, name)
+cdef inline object _state_of(object self):
+    """The proxy's `State`, or None when this is not the layout `configure` checked."""
+    if not _ready or not isinstance(self, _Proxy):
+        return None
     cdef PyObject* sp = pp_slot(self, _slot)
     if sp is NULL or type(<object>sp) is not _State:
+        return None
+    return <object>sp
+
+
+cdef object _NO_ARG = object()  # `_record`: the op kind has no field of its own
+
+
+cdef inline object _record(object cls, object m, object st, tuple h, object rule, long long p0,
+                           object ver, object res, object via, object arg):
+    """Encode `res` (a literal as itself, anything else through `Membrane.out`), append
+    the op's record (`arg`: the kind's own field, or `_NO_ARG`) and return the value for
+    the agent.  `Membrane.attr` and `Membrane._run` in one."""
+    recs = h[0]  # not typed `list`: a list subclass's own append must run (replay's does)
+    if _is_literal(res, type(res)):
+        out = val = res
+    else:
+        out, val = m.out(res, st, via, st.rights, st.cap, len(recs))
+    cdef double t0 = h[1]
+    cdef long long pp0 = h[2]
+    cdef double t = t0 + (p0 - pp0) * 1e-9
+    if arg is _NO_ARG:
+        rec = cls(len(recs), t, h[3], _field(st, _ref), ver, "read", "allow", rule, h[4], out,
+                  pp_perf_ns() - p0)
+    else:
+        rec = cls(len(recs), t, h[3], _field(st, _ref), ver, "read", "allow", rule, h[4], out,
+                  pp_perf_ns() - p0, None, None, "", arg)
+    recs.append(rec)
+    return val
+
+
+def getattribute(self, name):
+    """`Proxy.__getattribute__`, compiled (see the module docstring)."""
+    st = _state_of(self)
+    if st is None or type(name) is not str:
         return _pure_getattribute(self, name)
-    st = <object>sp
     if PyUnicode_GET_LENGTH(name) and PyUnicode_READ_CHAR(name, 0) == u"_":
         return _underscore_attr(st, name)
     m = _field(st, _m)
@@ -131,15 +177,55 @@ def getattribute(self, name):
     except BaseException as e:
         m._failed(_Attr, st, p0, e, {"name": name})
         raise
-    recs = h[0]  # not typed `list`: a list subclass's own append must run (replay's does)
-    if _is_literal(res, type(res)):
-        out = val = res
-    else:
-        out, val = m.out(res, st, name, st.rights, st.cap, len(recs))
-    cdef double t0 = h[1]
-    cdef long long pp0 = h[2]
-    recs.append(_Attr(
-        len(recs), t0 + (p0 - pp0) * 1e-9, h[3], _field(st, _ref), _field(st, _ver), "read",
-        "allow", rule, h[4], out, pp_perf_ns() - p0, None, None, "", name,
-    ))
-    return val
+    # `Membrane.attr` reads the version after the read (a property may have bumped it)
+    return _record(_Attr, m, st, h, rule, p0, _field(st, _ver), res, name, name)
+
+
+cdef inline object _run_rule(object m, object st, object kind):
+    """The rule of a fast ``read`` op of `kind` on `st` (`Membrane._run`'s fast case),
+    or None when the pure path must decide."""
+    hot = m._hot
+    if hot is None or not (_field(st, _rights) & 1):
+        return None
+    fast = (<tuple>hot)[6]
+    if fast is None:
+        return ""
+    return fast.get((kind, _field(st, _key), "", "read", _field(st, _root)))
+
+
+def getitem(self, key):
+    """`Proxy.__getitem__`, compiled, for keys that cross as themselves."""
+    st = _state_of(self)
+    if st is None:
+        return _pure_getitem(self, key)
+    m = _field(st, _m)
+    rule = _run_rule(m, st, "getitem") if _is_literal(key, type(key)) else None
+    if rule is None:
+        return m.getitem(st, key)
+    cdef long long p0 = pp_perf_ns()
+    ver = _field(st, _ver)
+    try:
+        res = _field(st, _obj)[key]
+    except BaseException as e:
+        m._failed(_GetItem, st, p0, e, {"key": key}, "read")
+        raise
+    return _record(_GetItem, m, st, <tuple>m._hot, rule, p0, ver, res, "", key)
+
+
+def next_(self):
+    """`Proxy.__next__`, compiled."""
+    st = _state_of(self)
+    if st is None:
+        return _pure_next(self)
+    m = _field(st, _m)
+    rule = _run_rule(m, st, "next")
+    if rule is None:
+        return m.next_(st)
+    cdef long long p0 = pp_perf_ns()
+    ver = _field(st, _ver)
+    try:
+        res = next(_field(st, _obj))
+    except BaseException as e:
+        m._failed(_Next, st, p0, e, {}, "read")
+        raise
+    return _record(_Next, m, st, <tuple>m._hot, rule, p0, ver, res, "", _NO_ARG)

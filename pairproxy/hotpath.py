@@ -1,10 +1,11 @@
-"""Which implementation runs the per-op attribute path: compiled or pure Python.
+"""Which implementation runs the per-op fast paths: compiled or pure Python.
 
 Installing pairproxy with a C compiler at hand builds `pairproxy._speedups` (see
-``setup.py``): the attribute path (`Proxy.__getattribute__` → `Membrane.attr` → record)
+``setup.py``): attribute reads, item reads and ``next`` — hook, judgement, record —
 compiled.  It is used when present; ``PAIRPROXY_PURE_PYTHON=1`` in the environment (read
-at import) keeps the pure-Python path.  Both behave identically — same results, same
-errors, same records — and the tests run the core suite under each.
+at import) keeps the pure-Python paths.  Both behave identically — same results, same
+errors, same records — and the tests run random programs through both and the core
+suite under each.
 
 Examples:
     >>> from pairproxy import hotpath
@@ -18,11 +19,14 @@ import os
 from typing import Any
 
 from . import ops as O
-from .proxy import _SLOT, Proxy, State, _underscore_attr
+from . import proxy as P
 
-#: The pure-Python `Proxy.__getattribute__` (the class attribute is replaced when the
-#: compiled path is in use).
-PURE_GETATTRIBUTE = Proxy.__getattribute__
+#: The pure-Python proxy hooks the compiled ones replace, by slot name.
+PURE: tuple[tuple[str, Any], ...] = (
+    ("__getattribute__", P.Proxy.__getattribute__),
+    ("__getitem__", P.Proxy.__getitem__),
+    ("__next__", P._OPTIONAL["__next__"]),
+)
 
 _compiled: Any = None
 try:
@@ -34,33 +38,42 @@ else:
 
 
 def compiled_available() -> bool:
-    """True when the compiled fast path was built and imports."""
+    """True when the compiled fast paths were built and import."""
     return _compiled is not None
 
 
 def why_not_compiled() -> str:
-    """Why the compiled path is not available ("" when it is)."""
+    """Why the compiled paths are not available ("" when they are)."""
     return _import_error
 
 
 def active() -> str:
-    """``"compiled"`` or ``"pure"``: the attribute path in use now."""
-    return "pure" if vars(Proxy)["__getattribute__"] is PURE_GETATTRIBUTE else "compiled"
+    """``"compiled"`` or ``"pure"``: the fast paths in use now."""
+    return "pure" if vars(P.Proxy)["__getattribute__"] is PURE[0][1] else "compiled"
 
 
 def use_compiled(enabled: bool) -> None:
-    """Switch the attribute path for every proxy (existing ones included).
+    """Switch the fast paths for every proxy (existing ones included).
 
     Raises:
-        RuntimeError: `enabled` and the compiled path is not built.
+        RuntimeError: `enabled` and the compiled paths are not built.
     """
-    if not enabled:
-        Proxy.__getattribute__ = PURE_GETATTRIBUTE  # type: ignore[method-assign]
-        return
-    if _compiled is None:
-        raise RuntimeError(f"the compiled fast path is not built ({_import_error})")
-    _compiled.configure(Proxy, _SLOT, State, PURE_GETATTRIBUTE, _underscore_attr, O.Attr)
-    Proxy.__getattribute__ = _compiled.getattribute  # type: ignore[method-assign]
+    if enabled:
+        if _compiled is None:
+            raise RuntimeError(f"the compiled fast paths are not built ({_import_error})")
+        _compiled.configure(P.Proxy, P._SLOT, P.State, tuple(fn for _, fn in PURE),
+                            P._underscore_attr, O)
+        hooks = (_compiled.getattribute, _compiled.getitem, _compiled.next_)
+    else:
+        hooks = tuple(fn for _, fn in PURE)
+    getattribute, getitem, next_ = hooks
+    P.Proxy.__getattribute__ = getattribute  # type: ignore[method-assign]
+    P.Proxy.__getitem__ = getitem  # type: ignore[method-assign]
+    # ``__next__`` is an optional slot: only the classes of iterators have it.
+    P._OPTIONAL["__next__"] = next_
+    for cls in P._CLASSES.values():
+        if "__next__" in vars(cls):
+            cls.__next__ = next_  # type: ignore[attr-defined]
 
 
 def _from_environment() -> None:

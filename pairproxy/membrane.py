@@ -215,16 +215,18 @@ class Membrane:
             self._rederive_rights()
         self._refresh_hot()
 
-    # What the per-op attribute path reads, in one tuple (one lookup instead of seven):
-    # (records, t0, p0, actor, policy hash, the policy's fast_attrs or None for no
-    # policy), or None while a budget is set (every op then goes through `admit`).  The
-    # compiled fast path (`pairproxy._speedups`) reads the same tuple, so everything it
-    # depends on is set through the properties below or `set_policy`, which refresh it.
+    # What the per-op fast paths read, in one tuple (one lookup instead of seven):
+    # (records, t0, p0, actor, policy hash, then the policy's fast_attrs and fast_ops, or
+    # None for no policy), or None while a budget is set (every op then goes through
+    # `admit`).  The compiled fast paths (`pairproxy._speedups`) read the same tuple, so
+    # everything it depends on is set through the properties below or `set_policy`,
+    # which refresh it.
 
     def _refresh_hot(self) -> None:
+        pol = self.policy is not None
         self._hot = None if self._max_ops is not None else (
             self._records, self._t0, self._p0, self._actor, self.phash,
-            None if self.policy is None else self.fast_attrs,
+            self.fast_attrs if pol else None, self.fast_ops if pol else None,
         )
 
     @property

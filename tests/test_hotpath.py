@@ -101,6 +101,24 @@ NAMES = [
     "__array__", "_self_st", "__wrapped__",
 ]
 
+#: Item keys: literals at their limits (they take the compiled path), and keys that do not
+#: (a list, a slice, a long string, a proxy: see `_run`).
+KEYS = [0, 1, -1, 5, "a", "b", True, None, 2**63, 1.5, math.inf, "k" * 257, [0], slice(0, 1), "<proxy>"]
+
+
+class Rows:
+    """An item container of every kind the item path sorts, and an iterator over it."""
+
+    def __init__(self) -> None:
+        self.data = {0: 1, 1: [2], -1: "last", "a": 2**70, "b": math.nan, True: None, None: 0.5,
+                     1.5: "x" * 300, 2**63: (1, 2), math.inf: {"k": 1}}
+        self.it = iter([1, {"r": 1}, (2, 3), "s", 2**64])
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, (list, slice)):
+            return "sliced"
+        return self.data[key]
+
 POLICY = """
 [policy]
 name = "hotpath"
@@ -116,6 +134,11 @@ reason = "not this one"
 op = "attr"
 name = "ratio"
 decision = "ask"
+
+[[rule]]
+op = "next"
+root = "rows"
+decision = "deny"
 """
 
 
@@ -129,43 +152,61 @@ def _policy(kind: str, tmp: Path) -> Any:
     return pp.load_policy(path)
 
 
-def _run(compiled: bool, policy: Any, budget: int | None, names: list[Any]) -> tuple[list[Any], list[Any]]:
-    """Each name read on a fresh root (and on what the read returned, once); the
-    outcomes (value or error) and the records without timings."""
+def _run(compiled: bool, policy: Any, budget: int | None, steps: list[tuple[str, Any]]) -> tuple[list[Any], list[Any]]:
+    """Each step on the session's values: an attribute read (on the last value read, or
+    the root when that was a literal), an item read or a ``next`` (on ``rows`` and its
+    iterator); the outcomes (value or error) and the records without timings."""
     hotpath.use_compiled(compiled)
     s = pp.Session(policy=policy)
     if budget is not None:
         s._m.max_ops = budget
     root = s.wrap(Thing(), name="thing")
+    rows = s.wrap(Rows(), name="rows")
+    it = rows.it
     outcomes: list[Any] = []
     current = root
-    for name in names:
+    for kind, arg in steps:
         try:
-            v = getattr(current, name)
+            if kind == "attr":
+                v = getattr(current, arg)
+            elif kind == "item":
+                v = rows[root.seq if arg == "<proxy>" else arg]
+            else:
+                v = next(it)
         except BaseException as e:  # noqa: BLE001 - the error is the outcome compared
             outcomes.append((type(e).__name__, str(e)))
             continue
         real = pp.unwrap(v)
         shown = "nan" if isinstance(real, float) and math.isnan(real) else re.sub(r"0x[0-9a-f]+", "0x", repr(real))
         outcomes.append(("value", type(real).__name__, shown, pp.is_proxy(v)))
-        current = v if pp.is_proxy(v) else root  # read on from a container or method too
+        if kind == "attr":
+            current = v if pp.is_proxy(v) else root  # read on from a container or method too
     records = [msgspec.structs.replace(r, t=0.0, dur=0) for r in s.records]
     return outcomes, records
 
 
+_STEPS = st.one_of(
+    st.tuples(st.just("attr"), st.sampled_from(NAMES) | st.sampled_from(NAMES).map(Text)),
+    st.tuples(st.just("item"), st.sampled_from(KEYS)),
+    st.tuples(st.just("next"), st.none()),
+)
+
+
 @needs_compiled
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
-    names=st.lists(st.sampled_from(NAMES) | st.sampled_from(NAMES).map(Text), min_size=1, max_size=12),
+    steps=st.lists(_STEPS, min_size=1, max_size=14),
     policy=st.sampled_from(["none", "read_only", "rules"]),
     budget=st.sampled_from([None, 5, 1000]),
 )
-def test_compiled_and_pure_paths_agree(names: list[Any], policy: str, budget: int | None, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_compiled_and_pure_paths_agree(
+    steps: list[tuple[str, Any]], policy: str, budget: int | None, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     before = hotpath.active()
     try:
         tmp = tmp_path_factory.mktemp("pol")
-        compiled = _run(True, _policy(policy, tmp), budget, names)
-        pure = _run(False, _policy(policy, tmp), budget, names)
+        compiled = _run(True, _policy(policy, tmp), budget, steps)
+        pure = _run(False, _policy(policy, tmp), budget, steps)
     finally:
         hotpath.use_compiled(before == "compiled")
     assert compiled[0] == pure[0]
