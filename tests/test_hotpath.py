@@ -103,14 +103,14 @@ NAMES = [
 
 #: Item keys: literals at their limits (they take the compiled path), and keys that do not
 #: (a list, a slice, a long string, a proxy: see `_run`).
-KEYS = [0, 1, -1, 5, "a", "b", True, None, 2**63, 1.5, math.inf, "k" * 257, [0], slice(0, 1), "<proxy>"]
+KEYS = [0, 1, 2, -1, 5, "a", "b", True, None, 2**63, 1.5, math.inf, "k" * 257, [0], slice(0, 1), "<proxy>"]
 
 
 class Rows:
     """An item container of every kind the item path sorts, and an iterator over it."""
 
     def __init__(self) -> None:
-        self.data = {0: 1, 1: [2], -1: "last", "a": 2**70, "b": math.nan, True: None, None: 0.5,
+        self.data = {0: 1, 1: [2], -1: "last", "a": 2**70, "b": math.nan, 2: None, None: 0.5,
                      1.5: "x" * 300, 2**63: (1, 2), math.inf: {"k": 1}}
         self.it = iter([1, {"r": 1}, (2, 3), "s", 2**64])
 
