@@ -44,10 +44,13 @@ cdef extern from *:
         return d->offset;
     }
     #define pp_slot(o, off) (*(PyObject **)((char *)(o) + (off)))
+    /* A tuple (subclass) that iterates as a tuple: its items are what iterating gives. */
+    #define pp_tuple_iter(o) (Py_TYPE(o)->tp_iter == PyTuple_Type.tp_iter)
     """
     long long pp_perf_ns() nogil
     Py_ssize_t pp_slot_offset(object descr) except? -2
     PyObject* pp_slot(object o, Py_ssize_t off)
+    bint pp_tuple_iter(object o)
 
 cdef bint _ready = False
 cdef object _pure_getattribute = None  # the pure-Python hooks
@@ -57,25 +60,29 @@ cdef object _underscore_attr = None
 cdef object _Attr = None
 cdef object _GetItem = None
 cdef object _Next = None
+cdef object _Seq = None
+cdef dict _kinds = None  # `membrane._KIND`: type -> kind, as `Membrane.out` classifies
+cdef object _TUPLE = None
 cdef object _Proxy = None
 cdef object _State = None
 cdef Py_ssize_t _slot = -1  # the proxy's state slot
 cdef Py_ssize_t _obj = -1, _m = -1, _rights = -1, _key = -1, _root = -1, _ref = -1, _ver = -1
 
 
-def configure(proxy_type, state_slot, state_type, pure, underscore_attr, ops):
+def configure(proxy_type, state_slot, state_type, pure, underscore_attr, ops, kinds, tuple_kind):
     """Take the types and functions of the pure path; find the slots read directly.
 
     Args:
         pure: the pure-Python hooks, ``(getattribute, getitem, next)``.
         ops: the `pairproxy.ops` module (the record classes).
+        kinds, tuple_kind: `Membrane.out`'s type classification and its tuple kind.
 
     Raises:
         TypeError: a slot is not a plain object slot (the layout is not what this
             module was written for; the pure path then stays in use).
     """
     global _ready, _pure_getattribute, _pure_getitem, _pure_next, _underscore_attr
-    global _Attr, _GetItem, _Next, _Proxy, _State, _slot
+    global _Attr, _GetItem, _Next, _Seq, _kinds, _TUPLE, _Proxy, _State, _slot
     global _obj, _m, _rights, _key, _root, _ref, _ver
     _ready = False
     offsets = []
@@ -88,7 +95,8 @@ def configure(proxy_type, state_slot, state_type, pure, underscore_attr, ops):
     _Proxy, _State = proxy_type, state_type
     _pure_getattribute, _pure_getitem, _pure_next = pure
     _underscore_attr = underscore_attr
-    _Attr, _GetItem, _Next = ops.Attr, ops.GetItem, ops.Next
+    _Attr, _GetItem, _Next, _Seq = ops.Attr, ops.GetItem, ops.Next, ops.Seq
+    _kinds, _TUPLE = kinds, tuple_kind
     _ready = True
 
 
@@ -126,6 +134,13 @@ cdef inline object _state_of(object self):
     return <object>sp
 
 
+cdef inline bint _all_literal(tuple items) except -1:
+    for x in items:
+        if not _is_literal(x, type(x)):
+            return False
+    return True
+
+
 cdef object _NO_ARG = object()  # `_record`: the op kind has no field of its own
 
 
@@ -135,8 +150,11 @@ cdef inline object _record(object cls, object m, object st, tuple h, object rule
     the op's record (`arg`: the kind's own field, or `_NO_ARG`) and return the value for
     the agent.  `Membrane.attr` and `Membrane._run` in one."""
     recs = h[0]  # not typed `list`: a list subclass's own append must run (replay's does)
-    if _is_literal(res, type(res)):
+    rtype = type(res)
+    if _is_literal(res, rtype):
         out = val = res
+    elif _kinds.get(rtype) == _TUPLE and pp_tuple_iter(res) and _all_literal(<tuple>res):
+        out, val = _Seq("tuple", list(<tuple>res)), res  # `Membrane._out_tuple`, all literals
     else:
         out, val = m.out(res, st, via, st.rights, st.cap, len(recs))
     cdef double t0 = h[1]

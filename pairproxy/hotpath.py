@@ -61,8 +61,10 @@ def use_compiled(enabled: bool) -> None:
     if enabled:
         if _compiled is None:
             raise RuntimeError(f"the compiled fast paths are not built ({_import_error})")
+        from . import membrane as M
+
         _compiled.configure(P.Proxy, P._SLOT, P.State, tuple(fn for _, fn in PURE),
-                            P._underscore_attr, O)
+                            P._underscore_attr, O, M._KIND, M.TUPLE)
         hooks = (_compiled.getattribute, _compiled.getitem, _compiled.next_)
     else:
         hooks = tuple(fn for _, fn in PURE)
@@ -77,9 +79,14 @@ def use_compiled(enabled: bool) -> None:
 
 
 def _from_environment() -> None:
+    global _compiled, _import_error
     pure = os.environ.get("PAIRPROXY_PURE_PYTHON", "").strip().lower() not in ("", "0", "false", "no")
     if compiled_available() and not pure:
-        use_compiled(True)
+        try:
+            use_compiled(True)
+        except Exception as e:  # noqa: BLE001 - e.g. a build left from another version
+            use_compiled(False)
+            _compiled, _import_error = None, f"the built module does not fit this source: {e}"
 
 
 _from_environment()

@@ -4,11 +4,13 @@ runs once more with ``PAIRPROXY_PURE_PYTHON=1`` (the last test here)."""
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +105,17 @@ NAMES = [
 
 #: Item keys: literals at their limits (they take the compiled path), and keys that do not
 #: (a list, a slice, a long string, a proxy: see `_run`).
-KEYS = [0, 1, 2, -1, 5, "a", "b", True, None, 2**63, 1.5, math.inf, "k" * 257, [0], slice(0, 1), "<proxy>"]
+KEYS = [0, 1, 2, -1, 5, "a", "b", "pair", "odd", True, None, 2**63, 1.5, math.inf, "k" * 257, [0], slice(0, 1), "<proxy>"]
+
+
+Pair = collections.namedtuple("Pair", "a b")
+
+
+class OddPair(Pair):
+    """A named tuple that iterates differently from its items."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(("odd",))
 
 
 class Rows:
@@ -111,8 +123,9 @@ class Rows:
 
     def __init__(self) -> None:
         self.data = {0: 1, 1: [2], -1: "last", "a": 2**70, "b": math.nan, 2: None, None: 0.5,
-                     1.5: "x" * 300, 2**63: (1, 2), math.inf: {"k": 1}}
-        self.it = iter([1, {"r": 1}, (2, 3), "s", 2**64])
+                     1.5: "x" * 300, 2**63: (1, 2), math.inf: {"k": 1}, 5: Pair(1, "b"),
+                     "pair": Pair([1], 2), "odd": OddPair(1, 2)}
+        self.it = iter([1, {"r": 1}, (2, 3), "s", 2**64, Pair(3, 4), (1, [2]), OddPair(5, 6), (2**64, 1)])
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, (list, slice)):
@@ -173,11 +186,12 @@ def _run(compiled: bool, policy: Any, budget: int | None, steps: list[tuple[str,
                 v = rows[root.seq if arg == "<proxy>" else arg]
             else:
                 v = next(it)
+            real = pp.unwrap(v)
+            # (repr of a tuple holding proxies is an op on each: a budget may stop it)
+            shown = "nan" if isinstance(real, float) and math.isnan(real) else re.sub(r"0x[0-9a-f]+", "0x", repr(real))
         except BaseException as e:  # noqa: BLE001 - the error is the outcome compared
             outcomes.append((type(e).__name__, str(e)))
             continue
-        real = pp.unwrap(v)
-        shown = "nan" if isinstance(real, float) and math.isnan(real) else re.sub(r"0x[0-9a-f]+", "0x", repr(real))
         outcomes.append(("value", type(real).__name__, shown, pp.is_proxy(v)))
         if kind == "attr":
             current = v if pp.is_proxy(v) else root  # read on from a container or method too
