@@ -46,11 +46,18 @@ cdef extern from *:
     #define pp_slot(o, off) (*(PyObject **)((char *)(o) + (off)))
     /* A tuple (subclass) that iterates as a tuple: its items are what iterating gives. */
     #define pp_tuple_iter(o) (Py_TYPE(o)->tp_iter == PyTuple_Type.tp_iter)
+    /* Store a new reference to v in an object slot (releasing what it held). */
+    static inline void pp_set_slot(PyObject *o, Py_ssize_t off, PyObject *v) {
+        PyObject **p = (PyObject **)((char *)o + off);
+        Py_INCREF(v);
+        Py_XSETREF(*p, v);
+    }
     """
     long long pp_perf_ns() nogil
     Py_ssize_t pp_slot_offset(object descr) except? -2
     PyObject* pp_slot(object o, Py_ssize_t off)
     bint pp_tuple_iter(object o)
+    void pp_set_slot(object o, Py_ssize_t off, object v)
 
 cdef bint _ready = False
 cdef object _pure_getattribute = None  # the pure-Python hooks
@@ -67,15 +74,40 @@ cdef object _Proxy = None
 cdef object _State = None
 cdef Py_ssize_t _slot = -1  # the proxy's state slot
 cdef Py_ssize_t _obj = -1, _m = -1, _rights = -1, _key = -1, _root = -1, _ref = -1, _ver = -1
+cdef Py_ssize_t _wrapped = -1  # where wrapt's proxy keeps the wrapped object
+cdef dict _classes = None  # `proxy._CLASSES`: real type -> proxy class
+cdef object _proxy_class = None
+cdef tuple _NO_ARGS = ()
 
 
-def configure(proxy_type, state_slot, state_type, pure, underscore_attr, ops, kinds, tuple_kind):
+cdef Py_ssize_t _find_wrapped(object proxy_type, object state_slot) except -1:
+    """The offset of wrapt's wrapped-object field: the one word of a proxy made the
+    ordinary way that points at what it wraps (checked twice, on two objects)."""
+    cdef Py_ssize_t off, found = -1
+    cdef Py_ssize_t size = (<PyTypeObject*>proxy_type).tp_basicsize
+    a, b = object(), object()
+    pa, pb = proxy_type(a), proxy_type(b)
+    for off in range(sizeof(PyObject), size - <Py_ssize_t>sizeof(PyObject*) + 1, sizeof(PyObject*)):
+        if off == pp_slot_offset(state_slot):
+            continue
+        if pp_slot(pa, off) == <PyObject*>a:
+            if found != -1 or pp_slot(pb, off) != <PyObject*>b:
+                raise TypeError("cannot tell where the proxy keeps the wrapped object")
+            found = off
+    if found == -1:
+        raise TypeError("cannot tell where the proxy keeps the wrapped object")
+    return found
+
+
+def configure(proxy_type, state_slot, state_type, pure, underscore_attr, ops, kinds, tuple_kind,
+              classes, proxy_class):
     """Take the types and functions of the pure path; find the slots read directly.
 
     Args:
         pure: the pure-Python hooks, ``(getattribute, getitem, next)``.
         ops: the `pairproxy.ops` module (the record classes).
         kinds, tuple_kind: `Membrane.out`'s type classification and its tuple kind.
+        classes, proxy_class: the proxy classes by real type, and what makes one.
 
     Raises:
         TypeError: a slot is not a plain object slot (the layout is not what this
@@ -83,7 +115,7 @@ def configure(proxy_type, state_slot, state_type, pure, underscore_attr, ops, ki
     """
     global _ready, _pure_getattribute, _pure_getitem, _pure_next, _underscore_attr
     global _Attr, _GetItem, _Next, _Seq, _kinds, _TUPLE, _Proxy, _State, _slot
-    global _obj, _m, _rights, _key, _root, _ref, _ver
+    global _obj, _m, _rights, _key, _root, _ref, _ver, _wrapped, _classes, _proxy_class
     _ready = False
     offsets = []
     for descr in (state_slot, *(vars(state_type)[n] for n in ("obj", "m", "rights", "key", "root", "ref", "ver"))):
@@ -97,6 +129,8 @@ def configure(proxy_type, state_slot, state_type, pure, underscore_attr, ops, ki
     _underscore_attr = underscore_attr
     _Attr, _GetItem, _Next, _Seq = ops.Attr, ops.GetItem, ops.Next, ops.Seq
     _kinds, _TUPLE = kinds, tuple_kind
+    _wrapped = _find_wrapped(proxy_type, state_slot)
+    _classes, _proxy_class = classes, proxy_class
     _ready = True
 
 
@@ -247,3 +281,20 @@ def next_(self):
         m._failed(_Next, st, p0, e, {}, "read")
         raise
     return _record(_Next, m, st, <tuple>m._hot, rule, p0, ver, res, "", _NO_ARG)
+
+
+def new_proxy(st):
+    """`proxy.new_proxy`, compiled: the proxy made without wrapt's ``__init__``, which
+    copies the wrapped object's ``__module__`` and ``__doc__`` into the proxy's own
+    dict (an attribute lookup that fails and is cleared for most values).  Nothing
+    reads them: every attribute of a proxy is looked up on the real object."""
+    if not _ready or type(st) is not _State:
+        raise TypeError("new_proxy needs a State (and a configured module)")
+    obj = _field(st, _obj)
+    pc = _classes.get(type(obj))
+    if pc is None:
+        pc = _proxy_class(type(obj))
+    px = (<PyTypeObject*>pc).tp_new(<type>pc, <PyObject*>_NO_ARGS, NULL)
+    pp_set_slot(px, _wrapped, obj)
+    pp_set_slot(px, _slot, st)
+    return px

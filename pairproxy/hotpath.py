@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from . import membrane as M
 from . import ops as O
 from . import proxy as P
 
@@ -27,6 +28,10 @@ PURE: tuple[tuple[str, Any], ...] = (
     ("__getitem__", P.Proxy.__getitem__),
     ("__next__", P._OPTIONAL["__next__"]),
 )
+
+#: The pure-Python maker of proxies (`proxy.new_proxy`); the compiled one skips wrapt's
+#: ``__init__``, whose only work the proxy never shows (see `_speedups.new_proxy`).
+PURE_NEW_PROXY = P.new_proxy
 
 _compiled: Any = None
 try:
@@ -61,14 +66,15 @@ def use_compiled(enabled: bool) -> None:
     if enabled:
         if _compiled is None:
             raise RuntimeError(f"the compiled fast paths are not built ({_import_error})")
-        from . import membrane as M
-
         _compiled.configure(P.Proxy, P._SLOT, P.State, tuple(fn for _, fn in PURE),
-                            P._underscore_attr, O, M._KIND, M.TUPLE)
+                            P._underscore_attr, O, M._KIND, M.TUPLE, P._CLASSES, P.proxy_class)
         hooks = (_compiled.getattribute, _compiled.getitem, _compiled.next_)
+        make = _compiled.new_proxy
     else:
         hooks = tuple(fn for _, fn in PURE)
+        make = PURE_NEW_PROXY
     getattribute, getitem, next_ = hooks
+    P.new_proxy = M.new_proxy = make
     P.Proxy.__getattribute__ = getattribute  # type: ignore[method-assign]
     P.Proxy.__getitem__ = getitem  # type: ignore[method-assign]
     # ``__next__`` is an optional slot: only the classes of iterators have it.

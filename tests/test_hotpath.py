@@ -248,6 +248,26 @@ def test_both_paths_record_the_same_clock() -> None:
         hotpath.use_compiled(before == "compiled")
 
 
+@needs_compiled
+def test_a_compiled_proxy_is_a_whole_proxy_and_frees_what_it_holds() -> None:
+    import gc
+
+    from pairproxy import _speedups
+    from pairproxy.proxy import State, state_of
+
+    target = [1, 2]
+    base = sys.getrefcount(target)
+    for _ in range(1000):
+        st = State(target, 1, None, 255, "", None, "xs")
+        px = _speedups.new_proxy(st)
+        assert state_of(px) is st and pp.unwrap(px) is target and type(px).__name__ == "list"
+        assert any(r is target for r in gc.get_referents(px))  # the collector sees what it wraps
+        del st, px
+    assert sys.getrefcount(target) == base  # neither the proxy nor its state leaks the object
+    with pytest.raises(TypeError):
+        _speedups.new_proxy(object())
+
+
 def test_a_non_proxy_is_refused_as_by_the_slot_descriptor() -> None:
     from pairproxy.proxy import Proxy
 
