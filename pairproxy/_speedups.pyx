@@ -60,24 +60,24 @@ cdef extern from *:
     void pp_set_slot(object o, Py_ssize_t off, object v)
 
 cdef bint _ready = False
-cdef object _pure_getattribute = None  # the pure-Python hooks
-cdef object _pure_getitem = None
-cdef object _pure_next = None
-cdef object _underscore_attr = None
-cdef object _Attr = None
-cdef object _GetItem = None
-cdef object _Next = None
-cdef object _Seq = None
+# From the pure-Python modules (see `configure`):
+cdef object _pure_getattribute = None, _pure_getitem = None, _pure_next = None, _pure_out = None
+cdef object _underscore_attr = None, _proxy_class = None, _key_of = None, _Outbound = None
+cdef object _Attr = None, _GetItem = None, _Next = None, _Seq = None, _Ref = None
+cdef object _Proxy = None, _State = None
+cdef object _TUPLE = None, _OBJ = None
 cdef dict _kinds = None  # `membrane._KIND`: type -> kind, as `Membrane.out` classifies
-cdef object _TUPLE = None
-cdef object _Proxy = None
-cdef object _State = None
-cdef Py_ssize_t _slot = -1  # the proxy's state slot
-cdef Py_ssize_t _obj = -1, _m = -1, _rights = -1, _key = -1, _root = -1, _ref = -1, _ver = -1
-cdef Py_ssize_t _wrapped = -1  # where wrapt's proxy keeps the wrapped object
 cdef dict _classes = None  # `proxy._CLASSES`: real type -> proxy class
-cdef object _proxy_class = None
+cdef set _proxy_types = None
+cdef object _view_attrs = None
+cdef tuple _code_types = None
+cdef Py_ssize_t _fp_batch = 0
+cdef object _ModuleType = type(__import__("sys"))
 cdef tuple _NO_ARGS = ()
+# Offsets: the proxy's state slot, the State fields, wrapt's wrapped object.
+cdef Py_ssize_t _slot = -1
+cdef Py_ssize_t _obj = -1, _m = -1, _rights = -1, _key = -1, _root = -1, _ref = -1, _ver = -1
+cdef Py_ssize_t _wrapped = -1
 
 
 cdef Py_ssize_t _find_wrapped(object proxy_type, object state_slot) except -1:
@@ -99,38 +99,37 @@ cdef Py_ssize_t _find_wrapped(object proxy_type, object state_slot) except -1:
     return found
 
 
-def configure(proxy_type, state_slot, state_type, pure, underscore_attr, ops, kinds, tuple_kind,
-              classes, proxy_class):
-    """Take the types and functions of the pure path; find the slots read directly.
+def configure(P, M, O, pure):
+    """Take the types and functions of the pure path; find the offsets read directly.
 
     Args:
-        pure: the pure-Python hooks, ``(getattribute, getitem, next)``.
-        ops: the `pairproxy.ops` module (the record classes).
-        kinds, tuple_kind: `Membrane.out`'s type classification and its tuple kind.
-        classes, proxy_class: the proxy classes by real type, and what makes one.
+        P, M, O: the `pairproxy.proxy`, `pairproxy.membrane` and `pairproxy.ops` modules.
+        pure: the pure-Python ``(getattribute, getitem, next, out)``.
 
     Raises:
-        TypeError: a slot is not a plain object slot (the layout is not what this
-            module was written for; the pure path then stays in use).
+        TypeError: a slot is not a plain object slot, or the wrapped object cannot be
+            found (the layout is not what this module was written for; the pure path
+            then stays in use).
     """
-    global _ready, _pure_getattribute, _pure_getitem, _pure_next, _underscore_attr
-    global _Attr, _GetItem, _Next, _Seq, _kinds, _TUPLE, _Proxy, _State, _slot
-    global _obj, _m, _rights, _key, _root, _ref, _ver, _wrapped, _classes, _proxy_class
+    global _ready, _pure_getattribute, _pure_getitem, _pure_next, _pure_out
+    global _underscore_attr, _proxy_class, _key_of, _Outbound, _Attr, _GetItem, _Next, _Seq, _Ref
+    global _Proxy, _State, _TUPLE, _OBJ, _kinds, _classes, _proxy_types, _view_attrs, _code_types
+    global _fp_batch, _slot, _obj, _m, _rights, _key, _root, _ref, _ver, _wrapped
     _ready = False
     offsets = []
-    for descr in (state_slot, *(vars(state_type)[n] for n in ("obj", "m", "rights", "key", "root", "ref", "ver"))):
+    for descr in (P._SLOT, *(vars(P.State)[n] for n in ("obj", "m", "rights", "key", "root", "ref", "ver"))):
         off = pp_slot_offset(descr)
         if off < 0:
             raise TypeError(f"{descr!r} is not a plain object slot")
         offsets.append(off)
     _slot, _obj, _m, _rights, _key, _root, _ref, _ver = offsets
-    _Proxy, _State = proxy_type, state_type
-    _pure_getattribute, _pure_getitem, _pure_next = pure
-    _underscore_attr = underscore_attr
-    _Attr, _GetItem, _Next, _Seq = ops.Attr, ops.GetItem, ops.Next, ops.Seq
-    _kinds, _TUPLE = kinds, tuple_kind
-    _wrapped = _find_wrapped(proxy_type, state_slot)
-    _classes, _proxy_class = classes, proxy_class
+    _wrapped = _find_wrapped(P.Proxy, P._SLOT)
+    _Proxy, _State, _classes, _proxy_class, _proxy_types = P.Proxy, P.State, P._CLASSES, P.proxy_class, P.PROXY_TYPES
+    _underscore_attr = P._underscore_attr
+    _kinds, _TUPLE, _OBJ, _view_attrs, _code_types = M._KIND, M.TUPLE, M.OBJ, M.VIEW_ATTRS, M._CODE_TYPES
+    _key_of, _Outbound, _fp_batch = M.key_of, M.Outbound, M.FP_BATCH
+    _Attr, _GetItem, _Next, _Seq, _Ref = O.Attr, O.GetItem, O.Next, O.Seq, O.Ref
+    _pure_getattribute, _pure_getitem, _pure_next, _pure_out = pure
     _ready = True
 
 
@@ -175,6 +174,51 @@ cdef inline bint _all_literal(tuple items) except -1:
     return True
 
 
+cdef tuple _c_out(object m, object res, object parent, object via, object rights, object cap,
+                  object seq, object code_call):
+    """`Membrane.out` for its common cases — a literal, a tuple of literals, a new
+    object never seen before — and the pure method for the rest (methods, modules,
+    proxies, agent objects, values reached again, tuples holding containers)."""
+    t = type(res)
+    if _is_literal(res, t):
+        return res, res  # `literal(res)` is res itself for these
+    k = _kinds.get(t)
+    if k == _TUPLE and pp_tuple_iter(res) and _all_literal(<tuple>res):
+        return _Seq("tuple", list(<tuple>res)), res  # `Membrane._out_tuple`, all literals
+    if (k != _OBJ or t in _proxy_types or issubclass(t, _Outbound) or isinstance(res, _ModuleType)
+            or type(parent) is not _State):
+        return _pure_out(m, res, parent, via, rights, cap, seq, code_call)
+    by_id = m._by_id
+    rid = id(res)
+    if rid in by_id:
+        return _pure_out(m, res, parent, via, rights, cap, seq, code_call)
+    # a new value: `Membrane._new_state`, `new_proxy` and the bookkeeping, inline
+    code = isinstance(res, _code_types) or (parent.code and callable(res) and not code_call)
+    ref = m._next_ref
+    m._next_ref = ref + 1
+    key = _key_of(res)
+    st = _State(res, ref, m, rights, cap, key, _field(parent, _root),
+                parent if via in _view_attrs else None, via, False, code)
+    if via:
+        st.pkey = _field(parent, _key)
+    px = _new_proxy(st, res)
+    by_id[rid] = px
+    m._origin[ref] = seq
+    if m.fingerprints:
+        pending = m.pending_fp
+        pending.append((seq, res))
+        if len(pending) >= _fp_batch:  # a long loop: do not keep every result alive
+            m.fingerprint_pending()
+    if len(by_id) > m._sweep_at:
+        m.sweep()
+    return _Ref(ref, 0, key.display), px
+
+
+def out(self, res, parent, via, rights, cap, seq, code_call=False):
+    """`Membrane.out`, compiled (see `_c_out`)."""
+    return _c_out(self, res, parent, via, rights, cap, seq, code_call)
+
+
 cdef object _NO_ARG = object()  # `_record`: the op kind has no field of its own
 
 
@@ -184,13 +228,7 @@ cdef inline object _record(object cls, object m, object st, tuple h, object rule
     the op's record (`arg`: the kind's own field, or `_NO_ARG`) and return the value for
     the agent.  `Membrane.attr` and `Membrane._run` in one."""
     recs = h[0]  # not typed `list`: a list subclass's own append must run (replay's does)
-    rtype = type(res)
-    if _is_literal(res, rtype):
-        out = val = res
-    elif _kinds.get(rtype) == _TUPLE and pp_tuple_iter(res) and _all_literal(<tuple>res):
-        out, val = _Seq("tuple", list(<tuple>res)), res  # `Membrane._out_tuple`, all literals
-    else:
-        out, val = m.out(res, st, via, st.rights, st.cap, len(recs))
+    out, val = _c_out(m, res, st, via, _field(st, _rights), st.cap, len(recs), False)
     cdef double t0 = h[1]
     cdef long long pp0 = h[2]
     cdef double t = t0 + (p0 - pp0) * 1e-9
@@ -283,14 +321,7 @@ def next_(self):
     return _record(_Next, m, st, <tuple>m._hot, rule, p0, ver, res, "", _NO_ARG)
 
 
-def new_proxy(st):
-    """`proxy.new_proxy`, compiled: the proxy made without wrapt's ``__init__``, which
-    copies the wrapped object's ``__module__`` and ``__doc__`` into the proxy's own
-    dict (an attribute lookup that fails and is cleared for most values).  Nothing
-    reads them: every attribute of a proxy is looked up on the real object."""
-    if not _ready or type(st) is not _State:
-        raise TypeError("new_proxy needs a State (and a configured module)")
-    obj = _field(st, _obj)
+cdef inline object _new_proxy(object st, object obj):
     pc = _classes.get(type(obj))
     if pc is None:
         pc = _proxy_class(type(obj))
@@ -298,3 +329,13 @@ def new_proxy(st):
     pp_set_slot(px, _wrapped, obj)
     pp_set_slot(px, _slot, st)
     return px
+
+
+def new_proxy(st):
+    """`proxy.new_proxy`, compiled: the proxy made without wrapt's ``__init__``, which
+    copies the wrapped object's ``__module__`` and ``__doc__`` into the proxy's own
+    dict (an attribute lookup that fails and is cleared for most values).  Nothing
+    reads them: every attribute of a proxy is looked up on the real object."""
+    if not _ready or type(st) is not _State:
+        raise TypeError("new_proxy needs a State (and a configured module)")
+    return _new_proxy(st, _field(st, _obj))

@@ -32,6 +32,9 @@ PURE: tuple[tuple[str, Any], ...] = (
 #: The pure-Python maker of proxies (`proxy.new_proxy`); the compiled one skips wrapt's
 #: ``__init__``, whose only work the proxy never shows (see `_speedups.new_proxy`).
 PURE_NEW_PROXY = P.new_proxy
+#: The pure-Python `Membrane.out`; the compiled one does its common cases (a literal, a
+#: tuple of literals, a value never seen before) and hands it the rest.
+PURE_OUT = M.Membrane.out
 
 _compiled: Any = None
 try:
@@ -66,15 +69,15 @@ def use_compiled(enabled: bool) -> None:
     if enabled:
         if _compiled is None:
             raise RuntimeError(f"the compiled fast paths are not built ({_import_error})")
-        _compiled.configure(P.Proxy, P._SLOT, P.State, tuple(fn for _, fn in PURE),
-                            P._underscore_attr, O, M._KIND, M.TUPLE, P._CLASSES, P.proxy_class)
+        _compiled.configure(P, M, O, (*(fn for _, fn in PURE), PURE_OUT))
         hooks = (_compiled.getattribute, _compiled.getitem, _compiled.next_)
-        make = _compiled.new_proxy
+        make, out = _compiled.new_proxy, _compiled.out
     else:
         hooks = tuple(fn for _, fn in PURE)
-        make = PURE_NEW_PROXY
+        make, out = PURE_NEW_PROXY, PURE_OUT
     getattribute, getitem, next_ = hooks
     P.new_proxy = M.new_proxy = make
+    M.Membrane.out = out  # type: ignore[method-assign]
     P.Proxy.__getattribute__ = getattribute  # type: ignore[method-assign]
     P.Proxy.__getitem__ = getitem  # type: ignore[method-assign]
     # ``__next__`` is an optional slot: only the classes of iterators have it.
