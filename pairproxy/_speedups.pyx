@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, binding=True
-"""The per-op fast paths, compiled: attribute reads, item reads, ``next``.
+"""The per-op fast paths, compiled: attribute reads, item reads, ``next``, the wrapping
+of results and the making of proxies.
 
 Optional: built from this file when the package is installed with a C compiler at hand
 (``setup.py``), and used unless ``PAIRPROXY_PURE_PYTHON=1`` (see `pairproxy.hotpath`).
@@ -10,6 +11,8 @@ module mirrors them for the one case worth compiling — a read the membrane all
 `admit` (no budget, the read bit, no policy or a policy fast-path hit; for items, a key
 that crosses as itself) — and hands every other case to them.  Both write the same
 record; the tests run random programs through both and the suite's core under each.
+`out` and `new_proxy` stand in for `Membrane.out` (its common cases: a literal, a tuple
+of literals, a value never seen before) and `proxy.new_proxy` on every op path.
 
 A proxy's state and the state's fields are read at the offsets their member descriptors
 name (`configure` checks each is a plain object slot), not through attribute lookup.

@@ -1,8 +1,8 @@
 """Which implementation runs the per-op fast paths: compiled or pure Python.
 
 Installing pairproxy with a C compiler at hand builds `pairproxy._speedups` (see
-``setup.py``): attribute reads, item reads and ``next`` — hook, judgement, record —
-compiled.  It is used when present; ``PAIRPROXY_PURE_PYTHON=1`` in the environment (read
+``setup.py``): attribute reads, item reads and ``next`` (hook, judgement, record), the
+wrapping of results (`Membrane.out`'s common cases) and the making of proxies, compiled.  It is used when present; ``PAIRPROXY_PURE_PYTHON=1`` in the environment (read
 at import) keeps the pure-Python paths.  Both behave identically — same results, same
 errors, same records — and the tests run random programs through both and the core
 suite under each.
