@@ -274,10 +274,9 @@ def getattribute(self, name):
     return _record(_Attr, m, st, h, rule, p0, _field(st, _ver), res, name, name)
 
 
-cdef inline object _run_rule(object m, object st, object kind):
-    """The rule of a fast ``read`` op of `kind` on `st` (`Membrane._run`'s fast case),
-    or None when the pure path must decide."""
-    hot = m._hot
+cdef inline object _run_rule(object hot, object st, object kind):
+    """The rule of a fast ``read`` op of `kind` on `st` (`Membrane._run`'s fast case;
+    `hot`: the membrane's `_hot`), or None when the pure path must decide."""
     if hot is None or not (_field(st, _rights) & 1):
         return None
     fast = (<tuple>hot)[6]
@@ -292,7 +291,8 @@ def getitem(self, key):
     if st is None:
         return _pure_getitem(self, key)
     m = _field(st, _m)
-    rule = _run_rule(m, st, "getitem") if _is_literal(key, type(key)) else None
+    hot = m._hot
+    rule = _run_rule(hot, st, "getitem") if _is_literal(key, type(key)) else None
     if rule is None:
         return m.getitem(st, key)
     cdef long long p0 = pp_perf_ns()
@@ -302,7 +302,7 @@ def getitem(self, key):
     except BaseException as e:
         m._failed(_GetItem, st, p0, e, {"key": key}, "read")
         raise
-    return _record(_GetItem, m, st, <tuple>m._hot, rule, p0, ver, res, "", key)
+    return _record(_GetItem, m, st, <tuple>hot, rule, p0, ver, res, "", key)
 
 
 def next_(self):
@@ -311,7 +311,8 @@ def next_(self):
     if st is None:
         return _pure_next(self)
     m = _field(st, _m)
-    rule = _run_rule(m, st, "next")
+    hot = m._hot
+    rule = _run_rule(hot, st, "next")
     if rule is None:
         return m.next_(st)
     cdef long long p0 = pp_perf_ns()
@@ -321,7 +322,7 @@ def next_(self):
     except BaseException as e:
         m._failed(_Next, st, p0, e, {}, "read")
         raise
-    return _record(_Next, m, st, <tuple>m._hot, rule, p0, ver, res, "", _NO_ARG)
+    return _record(_Next, m, st, <tuple>hot, rule, p0, ver, res, "", _NO_ARG)
 
 
 cdef inline object _new_proxy(object st, object obj):

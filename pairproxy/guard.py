@@ -301,8 +301,7 @@ def _compile_plain(code: str, filename: str, mode: str, flags: int) -> types.Cod
         co = compile(code, filename, mode, flags=flags, dont_inherit=True)
     except SyntaxError:
         return None  # the pass raises it, with the same message
-    # (A lone string statement compiles to a ``__doc__`` store: the pass keeps its value.)
-    if mode != "exec" or (";" not in code and "__doc__" not in co.co_names and _ends_in_store(co)):
+    if mode != "exec" or (";" not in code and _ends_in_store(co)):
         return co
     tree = ast.parse(code, filename, "exec")
     if not (tree.body and isinstance(tree.body[-1], ast.Expr)):
@@ -332,6 +331,8 @@ def _ends_in_store(co: types.CodeType) -> bool:
     else:
         return False
     if not store or store[0][0] not in _STORE_OPS:
+        return False
+    if "__doc__" in co.co_names:  # a lone string statement compiles to a ``__doc__`` store
         return False
     ranges = list(co.co_lines())  # (start, end, line); both offsets are near the end
     return _line_at(ranges, store[0][1]) == _line_at(ranges, at)

@@ -22,12 +22,9 @@ from . import membrane as M
 from . import ops as O
 from . import proxy as P
 
-#: The pure-Python proxy hooks the compiled ones replace, by slot name.
-PURE: tuple[tuple[str, Any], ...] = (
-    ("__getattribute__", P.Proxy.__getattribute__),
-    ("__getitem__", P.Proxy.__getitem__),
-    ("__next__", P._OPTIONAL["__next__"]),
-)
+#: The pure-Python proxy hooks the compiled ones replace: ``__getattribute__``,
+#: ``__getitem__``, ``__next__``.
+PURE: tuple[Any, Any, Any] = (P.Proxy.__getattribute__, P.Proxy.__getitem__, P._OPTIONAL["__next__"])
 
 #: The pure-Python maker of proxies (`proxy.new_proxy`); the compiled one skips wrapt's
 #: ``__init__``, whose only work the proxy never shows (see `_speedups.new_proxy`).
@@ -57,7 +54,7 @@ def why_not_compiled() -> str:
 
 def active() -> str:
     """``"compiled"`` or ``"pure"``: the fast paths in use now."""
-    return "pure" if vars(P.Proxy)["__getattribute__"] is PURE[0][1] else "compiled"
+    return "pure" if vars(P.Proxy)["__getattribute__"] is PURE[0] else "compiled"
 
 
 def use_compiled(enabled: bool) -> None:
@@ -69,13 +66,12 @@ def use_compiled(enabled: bool) -> None:
     if enabled:
         if _compiled is None:
             raise RuntimeError(f"the compiled fast paths are not built ({_import_error})")
-        _compiled.configure(P, M, O, (*(fn for _, fn in PURE), PURE_OUT))
-        hooks = (_compiled.getattribute, _compiled.getitem, _compiled.next_)
+        _compiled.configure(P, M, O, (*PURE, PURE_OUT))
+        getattribute, getitem, next_ = _compiled.getattribute, _compiled.getitem, _compiled.next_
         make, out = _compiled.new_proxy, _compiled.out
     else:
-        hooks = tuple(fn for _, fn in PURE)
+        getattribute, getitem, next_ = PURE
         make, out = PURE_NEW_PROXY, PURE_OUT
-    getattribute, getitem, next_ = hooks
     P.new_proxy = M.new_proxy = make
     M.Membrane.out = out  # type: ignore[method-assign]
     P.Proxy.__getattribute__ = getattribute  # type: ignore[method-assign]
@@ -87,10 +83,14 @@ def use_compiled(enabled: bool) -> None:
             cls.__next__ = next_  # type: ignore[attr-defined]
 
 
+def pure_requested() -> bool:
+    """True when ``PAIRPROXY_PURE_PYTHON`` asks for the pure-Python paths."""
+    return os.environ.get("PAIRPROXY_PURE_PYTHON", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def _from_environment() -> None:
     global _compiled, _import_error
-    pure = os.environ.get("PAIRPROXY_PURE_PYTHON", "").strip().lower() not in ("", "0", "false", "no")
-    if compiled_available() and not pure:
+    if compiled_available() and not pure_requested():
         try:
             use_compiled(True)
         except Exception as e:  # noqa: BLE001 - e.g. a build left from another version

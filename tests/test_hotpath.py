@@ -24,7 +24,7 @@ from pairproxy import hotpath
 from pairproxy import ops as O
 
 ROOT = Path(__file__).resolve().parents[1]
-PURE_BY_ENV = os.environ.get("PAIRPROXY_PURE_PYTHON", "").strip().lower() not in ("", "0", "false", "no")
+PURE_BY_ENV = hotpath.pure_requested()
 
 needs_compiled = pytest.mark.skipif(
     not hotpath.compiled_available(), reason=f"compiled path not built: {hotpath.why_not_compiled()}"
