@@ -23,8 +23,13 @@ replay, they are not what makes the log tamper-evident, which is the SHA-256 cha
 - anything else (groupby objects, lazy frames, functions, modules): type only.
 
 Values with more than `SAMPLE_ROWS` rows are hashed on a deterministic sample of
-`SAMPLE_SIZE` evenly spaced rows plus their full shape; ``Fingerprint.sampled`` then
-says how many rows were hashed.
+`SAMPLE_SIZE` rows in evenly spaced blocks of `BLOCK_ROWS` (the first block starts at the
+first row, the last ends at the last) plus their full shape; ``Fingerprint.sampled``
+then says how many rows were hashed.  Blocks of consecutive rows are zero-copy slices of
+arrow string columns, where scattered rows would need a gather of every string.
+
+Arrow strings are hashed as their lengths and bytes (two streams, so the hash does not
+depend on how the column is split into chunks).
 
 `SCHEME` numbers this way of hashing; a log's header records it, and replay compares
 content hashes only with a log made under the same scheme.
@@ -32,8 +37,9 @@ content hashes only with a log made under the same scheme.
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -44,18 +50,22 @@ from . import ops as O
 #: How content hashes are made (recorded in log headers; see the module docstring).
 #: 1: SHA-256, rows sampled through pandas/polars indexing, polars by ``hash_rows``.
 #: 2: XXH3-128 over column buffers.
-SCHEME = 2
+#: 3: samples in blocks of consecutive rows; arrow strings as lengths and bytes.
+SCHEME = 3
 
 _hasher = xxhash.xxh3_128
 _hash_bytes = xxhash.xxh3_128_digest
 
 #: Values with more rows than this are hashed on a sample.  Every result the agent keeps
 #: is fingerprinted when its execution ends, so whole-value hashing is kept to values
-#: whose hash costs well under a millisecond (benchmarks/bench_oplog.py measures it).
-SAMPLE_ROWS = 50_000
-#: Rows hashed when sampling (evenly spaced, first and last included), plus the shape and
-#: dtypes: a replay compares the same rows, and the record says it was a sample.
+#: whose hash costs a small part of making them: about 0.1 ms for a frame of five
+#: columns (benchmarks/bench_oplog.py measures it).  Raise it for exhaustive hashes.
+SAMPLE_ROWS = 16_384
+#: Rows hashed when sampling, plus the shape and dtypes: a replay compares the same rows,
+#: and the record says it was a sample.
 SAMPLE_SIZE = 4_096
+#: Consecutive rows per block of a sample.
+BLOCK_ROWS = 256
 #: Within one execution, fingerprint pending values every this many new values, so a
 #: long loop does not keep every intermediate result alive until the end.
 BATCH = 256
@@ -123,9 +133,8 @@ def apply_pending(
 
 
 def _fingerprint(value: Any, memo: Memo) -> O.Fingerprint:
-    cls = _display(type(value))
+    cls, fn = _handler(type(value))
     try:
-        fn = _handler(type(value))
         if fn is None:
             return O.Fingerprint(cls)
         return fn(value, cls, memo)
@@ -133,15 +142,18 @@ def _fingerprint(value: Any, memo: Memo) -> O.Fingerprint:
         return O.Fingerprint(cls, shape=_safe_shape(value))
 
 
-_HANDLERS: dict[type, Callable[[Any, str, Memo], O.Fingerprint] | None] = {}
+Handler = Callable[[Any, str, Memo], O.Fingerprint]
+_HANDLERS: dict[type, tuple[str, Handler | None]] = {}
 
 
-def _handler(t: type) -> Callable[[Any, str, Memo], O.Fingerprint] | None:
+def _handler(t: type) -> tuple[str, Handler | None]:
+    """The display name of type `t` and the function that fingerprints its values (None:
+    type only)."""
     try:
         return _HANDLERS[t]
     except KeyError:
         pass
-    fn: Callable[[Any, str, Memo], O.Fingerprint] | None = None
+    fn: Handler | None = None
     mod = t.__module__.split(".")[0]
     if t in (list, tuple, dict, set, frozenset, bytearray) or (
         issubclass(t, tuple) and hasattr(t, "_fields")
@@ -159,8 +171,10 @@ def _handler(t: type) -> Callable[[Any, str, Memo], O.Fingerprint] | None:
         np = sys.modules["numpy"]
         if issubclass(t, np.ndarray):
             fn = _fp_numpy
-    _HANDLERS[t] = fn
-    return fn
+    if len(_HANDLERS) > 4096:
+        _HANDLERS.clear()
+    found = _HANDLERS[t] = (_display(t), fn)
+    return found
 
 
 def _display(t: type) -> str:
@@ -194,37 +208,59 @@ def _short(text: str) -> str:
     return text if len(text) <= _DTYPE_TEXT_MAX else text[: _DTYPE_TEXT_MAX - 1] + "…"
 
 
-_SAMPLES: dict[tuple[int, int], Any] = {}
+class Sample:
+    """The rows hashed of a value too long to hash whole: `ranges`, the ``(start, stop)``
+    of each block in order; `index`, the same rows as one int64 numpy array."""
+
+    def __init__(self, ranges: tuple[tuple[int, int], ...]) -> None:
+        self.ranges = ranges
+        self.size = sum(b - a for a, b in ranges)
+
+    @functools.cached_property
+    def index(self) -> Any:
+        np = sys.modules["numpy"]
+        return np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in self.ranges])
 
 
-def _sample_rows(n: int) -> Any:
-    """None when `n` rows are hashed whole; else the `SAMPLE_SIZE` evenly spaced row
-    positions (first and last included) to hash."""
+_SAMPLES: dict[tuple[int, int, int], Sample] = {}
+
+
+def _sample_rows(n: int) -> Sample | None:
+    """None when `n` rows are hashed whole; else the `SAMPLE_SIZE` rows to hash, in
+    blocks of `BLOCK_ROWS` spread evenly (the first at row 0, the last ending at row n)."""
     if n <= SAMPLE_ROWS:
         return None
-    key = (n, SAMPLE_SIZE)
-    rows = _SAMPLES.get(key)
-    if rows is None:
-        np = sys.modules["numpy"]
+    key = (n, SAMPLE_SIZE, BLOCK_ROWS)
+    sample = _SAMPLES.get(key)
+    if sample is None:
+        size = min(SAMPLE_SIZE, n)
+        k = min(size, max(2, -(-size // BLOCK_ROWS)))  # two at least: the first and last rows
+        gap = (n - size) / (k - 1) if k > 1 else 0
+        ranges, before = [], 0
+        for i in range(k):
+            length = size // k + (i < size % k)
+            start = before + round(i * gap)
+            ranges.append((start, start + length))
+            before += length
         if len(_SAMPLES) > 64:
             _SAMPLES.clear()
-        rows = _SAMPLES[key] = np.linspace(0, n - 1, SAMPLE_SIZE).astype(np.int64)
-    return rows
+        sample = _SAMPLES[key] = Sample(tuple(ranges))
+    return sample
 
 
-_DTYPE_TEXTS: dict[Any, str] = {}
+_DTYPE_TEXTS: dict[int, tuple[Any, str]] = {}
 
 
 def _dtype_text(dtype: Any) -> str:
-    # str() of some pandas dtypes costs microseconds; dtypes are few and hashable
-    try:
-        text = _DTYPE_TEXTS.get(dtype)
-    except TypeError:
-        return str(dtype)
-    if text is None:
-        if len(_DTYPE_TEXTS) > 1024:
-            _DTYPE_TEXTS.clear()
-        text = _DTYPE_TEXTS[dtype] = str(dtype)
+    """``str(dtype)``, remembered by the dtype object's identity: str() of some pandas
+    dtypes costs microseconds, and so does hashing them (a Python ``__hash__``)."""
+    hit = _DTYPE_TEXTS.get(id(dtype))
+    if hit is not None and hit[0] is dtype:
+        return hit[1]
+    if len(_DTYPE_TEXTS) > 1024:
+        _DTYPE_TEXTS.clear()
+    text = str(dtype)
+    _DTYPE_TEXTS[id(dtype)] = (dtype, text)  # holding the dtype keeps its id from reuse
     return text
 
 
@@ -233,49 +269,80 @@ def _dtype_text(dtype: Any) -> str:
 
 def _digest(a: Any) -> bytes:
     """Hash of a C-contiguous numpy array's bytes."""
-    return _hash_bytes(a.reshape(-1).view("u1"))
+    try:
+        return _hash_bytes(a)
+    except ValueError:  # numpy exports no buffer of datetime64/timedelta64 arrays
+        return _hash_bytes(a.reshape(-1).view("u1"))
 
 
-def _ndarray_digest(a: Any, rows: Any, memo: Memo) -> bytes:
-    """Hash of a numeric numpy array (its `rows` when sampling).  Views of one buffer
-    (``df["v"]`` taken ten times in a loop) are hashed once per flush: live arrays with
-    the same data pointer, shape, strides and dtype hold the same bytes."""
+#: Arrays with fewer bytes than this are hashed again rather than looked up in the memo
+#: (the lookup key costs more than hashing them).
+_MEMO_MIN_BYTES = 1 << 16
+
+
+def _ndarray_digest(a: Any, sample: Sample | None, memo: Memo) -> bytes:
+    """Hash of a numeric numpy array (its sampled rows when `sample` is given).  Views of
+    one large buffer (``df["v"]`` taken ten times in a loop) are hashed once per flush:
+    live arrays with the same data pointer, shape, strides and dtype hold the same bytes."""
     np = sys.modules["numpy"]
-    key = (a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str, rows is not None)
+    if sample is None and a.nbytes < _MEMO_MIN_BYTES:
+        return _digest(np.ascontiguousarray(a))
+    key = (a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str, sample is not None)
     hit = memo.get(key)
     if hit is None:
-        b = np.ascontiguousarray(a if rows is None else a.take(rows, axis=0))
+        b = np.ascontiguousarray(a if sample is None else a.take(sample.index, axis=0))
         hit = memo[key] = (_digest(b), a)
     return hit[0]
 
 
-def _arrow_digest(arr: Any, rows: Any) -> bytes | None:
-    """Hash of a pyarrow (chunked) array of strings without nulls, from its offsets and
-    bytes (much faster than hashing every string); None for anything else."""
+def _arrow_digest(arr: Any, sample: Sample | None) -> bytes | None:
+    """Hash of a pyarrow (chunked) array of strings without nulls, from the lengths and
+    bytes of its strings (of the sampled blocks: zero-copy slices); None for anything
+    else.  Lengths and bytes go to two hashes, so chunk boundaries do not count."""
+    np = sys.modules["numpy"]
+    width = _string_offset_types().get(arr.type)
+    if width is None or arr.null_count:
+        return None
+    lengths, data = _hasher(), _hasher()
+    for chunk, ranges in _arrow_pieces(arr, sample):
+        _, offsets_buf, data_buf = chunk.buffers()
+        offsets = np.frombuffer(offsets_buf, dtype=width)
+        at = chunk.offset
+        for start, stop in ranges:
+            o = offsets[at + start: at + stop + 1]
+            lengths.update((o[1:] - o[:-1]).astype(np.int64, copy=False))
+            if data_buf is not None:
+                data.update(memoryview(data_buf)[int(o[0]): int(o[-1])])
+    return lengths.digest() + data.digest()
+
+
+@functools.cache
+def _string_offset_types() -> dict[Any, Any]:
+    """Arrow string types -> the numpy type of their offsets."""
     pa = sys.modules["pyarrow"]
     np = sys.modules["numpy"]
-    if rows is not None:
-        arr = arr.take(pa.array(rows))
-    typ = arr.type
-    if typ == pa.large_string():
-        width = np.int64
-    elif typ == pa.string():
-        width = np.int32
-    else:
-        return None
-    h = _hasher()
-    for chunk in arr.chunks if isinstance(arr, pa.ChunkedArray) else (arr,):
-        if chunk.null_count:
-            return None
-        _, offsets_buf, data_buf = chunk.buffers()
-        offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset: chunk.offset + len(chunk) + 1]
-        if len(offsets) == 0:
-            continue
-        start, stop = int(offsets[0]), int(offsets[-1])
-        h.update((offsets - offsets[0]).astype(np.int64).view("u1"))
-        if data_buf is not None:
-            h.update(memoryview(data_buf)[start:stop])
-    return h.digest()
+    return {pa.string(): np.int32, pa.large_string(): np.int64}
+
+
+def _arrow_pieces(arr: Any, sample: Sample | None) -> Iterator[tuple[Any, list[tuple[int, int]]]]:
+    """``(chunk, ranges)``: the rows of `arr` (of its sampled blocks), in order, as row
+    ranges within each chunk."""
+    chunks = arr.chunks if isinstance(arr, sys.modules["pyarrow"].ChunkedArray) else (arr,)
+    if sample is None:
+        for chunk in chunks:
+            if len(chunk):
+                yield chunk, [(0, len(chunk))]
+        return
+    if len(chunks) == 1:
+        yield chunks[0], list(sample.ranges)
+        return
+    first = 0
+    for chunk in chunks:
+        last = first + len(chunk)
+        ranges = [(max(a, first) - first, min(b, last) - first) for a, b in sample.ranges if a < last and b > first]
+        if ranges:
+            yield chunk, ranges
+        first = last
 
 
 # --- pandas ------------------------------------------------------------------------------
@@ -283,28 +350,38 @@ def _arrow_digest(arr: Any, rows: Any) -> bytes | None:
 
 def _fp_pandas(value: Any, cls: str, memo: Memo) -> O.Fingerprint:
     pd = sys.modules["pandas"]
-    shape = tuple(value.shape)
-    rows = _sample_rows(shape[0]) if shape else None
+    shape = value.shape
+    sample = _sample_rows(shape[0]) if shape else None
     h = _hasher(repr(shape).encode())
     if isinstance(value, pd.DataFrame):
         arrays = _pandas_columns(value)
-        names = value.columns.tolist()
-        dtypes = ",".join(f"{c}:{_dtype_text(a.dtype)}" for c, a in zip(names, arrays, strict=True))
+        names = _index_list(value.columns)
+        texts = [_dtype_text(a.dtype) for a in arrays]
+        dtypes = ",".join([f"{c}:{t}" for c, t in zip(names, texts, strict=True)])
         h.update(_canon(names))
-        for a in arrays:
-            h.update(_dtype_text(a.dtype).encode())
-            h.update(_pandas_array_digest(a, rows, memo))
-        h.update(_index_digest(value.index, rows, memo))
+        for a, text in zip(arrays, texts, strict=True):
+            h.update(text.encode())
+            h.update(_pandas_array_digest(a, sample, memo))
+        h.update(_index_digest(value.index, sample, memo))
     elif isinstance(value, pd.Series):
         dtypes = _dtype_text(value.dtype)
         h.update(_canon(value.name))
-        h.update(_pandas_array_digest(_pandas_values(value), rows, memo))
-        h.update(_index_digest(value.index, rows, memo))
+        h.update(_pandas_array_digest(_pandas_values(value), sample, memo))
+        h.update(_index_digest(value.index, sample, memo))
     else:
         dtypes = _dtype_text(value.dtype)
-        h.update(_index_digest(value, rows, memo))
+        h.update(_index_digest(value, sample, memo))
     return O.Fingerprint(cls, shape=shape, dtypes=_short(dtypes), hash=h.hexdigest()[:16],
-                         sampled=0 if rows is None else len(rows))
+                         sampled=0 if sample is None else sample.size)
+
+
+def _index_list(index: Any) -> list[Any]:
+    """``index.tolist()``, straight from arrow for arrow-backed strings (``tolist`` goes
+    through numpy objects, which costs more than the rest of a small frame's hash)."""
+    arrow = getattr(getattr(index, "_values", None), "_pa_array", None)
+    if arrow is not None and arrow.type in _string_offset_types():
+        return arrow.to_pylist()  # type: ignore[no-any-return]
+    return index.tolist()  # type: ignore[no-any-return]
 
 
 def _pandas_columns(df: Any) -> list[Any]:
@@ -323,35 +400,35 @@ def _pandas_values(obj: Any) -> Any:
     return values if values is not None else obj.array
 
 
-def _pandas_array_digest(a: Any, rows: Any, memo: Memo) -> bytes:
+def _pandas_array_digest(a: Any, sample: Sample | None, memo: Memo) -> bytes:
     np = sys.modules["numpy"]
     pd = sys.modules["pandas"]
     if isinstance(a, np.ndarray) and a.dtype.kind in "biufcmM":
-        return _ndarray_digest(a, rows, memo)
-    key = ("ea", id(a), rows is not None)
+        return _ndarray_digest(a, sample, memo)
+    key = ("ea", id(a), sample is not None)
     hit = memo.get(key)
     if hit is not None:
         return hit[0]
     digest = None
     arrow = getattr(a, "_pa_array", None)  # pandas' arrow-backed arrays (str, ArrowDtype)
     if arrow is not None and "pyarrow" in sys.modules:
-        digest = _arrow_digest(arrow, rows)
+        digest = _arrow_digest(arrow, sample)
     if digest is None:
-        part = a if rows is None else a.take(rows)
+        part = a if sample is None else a.take(sample.index)
         digest = _digest(pd.util.hash_pandas_object(pd.Series(part, copy=False), index=False).to_numpy())
     memo[key] = (digest, a)
     return digest
 
 
-def _index_digest(index: Any, rows: Any, memo: Memo) -> bytes:
+def _index_digest(index: Any, sample: Sample | None, memo: Memo) -> bytes:
     pd = sys.modules["pandas"]
     if isinstance(index, pd.RangeIndex):
         return f"range({index.start},{index.stop},{index.step},{index.name!r})".encode()
     if isinstance(index, pd.MultiIndex):  # its levels (distinct values) and per-row codes
         parts = [_index_digest(level, None, memo) for level in index.levels]
-        parts += [_ndarray_digest(codes, rows, memo) for codes in index.codes]
+        parts += [_ndarray_digest(codes, sample, memo) for codes in index.codes]
         return b"".join(parts) + _canon(list(index.names))
-    return _pandas_array_digest(_pandas_values(index), rows, memo) + repr(index.name).encode()
+    return _pandas_array_digest(_pandas_values(index), sample, memo) + repr(index.name).encode()
 
 
 # --- polars ------------------------------------------------------------------------------
@@ -359,40 +436,77 @@ def _index_digest(index: Any, rows: Any, memo: Memo) -> bytes:
 
 def _fp_polars(value: Any, cls: str, memo: Memo) -> O.Fingerprint:
     pl = sys.modules["polars"]
-    shape = tuple(value.shape)
-    rows = _sample_rows(shape[0])
+    shape = value.shape
+    sample = _sample_rows(shape[0])
     h = _hasher(repr(shape).encode())
     if isinstance(value, pl.DataFrame):
         columns = value.get_columns()
-        dtypes = ",".join(f"{s.name}:{_dtype_text(s.dtype)}" for s in columns)
+        types = value.dtypes
+        dtypes = ",".join([f"{name}:{dtype}" for name, dtype in zip(value.columns, types, strict=True)])
         h.update(dtypes.encode())
     else:
-        columns = [value]
-        dtypes = _dtype_text(value.dtype)
+        columns, types = [value], [value.dtype]
+        dtypes = str(types[0])
         h.update(_canon(value.name) + dtypes.encode())
-    for s in columns:
-        h.update(_polars_digest(s, rows, memo))
+    for s, dtype in zip(columns, types, strict=True):
+        h.update(_polars_digest(s, dtype, sample, memo))
     return O.Fingerprint(cls, shape=shape, dtypes=_short(dtypes), hash=h.hexdigest()[:16],
-                         sampled=0 if rows is None else len(rows))
+                         sampled=0 if sample is None else sample.size)
 
 
-def _polars_digest(s: Any, rows: Any, memo: Memo) -> bytes:
-    """A polars Series' values: numeric ones as their buffer, strings as arrow offsets
-    and bytes, anything else (or with nulls) through polars' own ``hash(seed=0)``
-    (stable for one polars version: replay under another version may diverge)."""
-    np = sys.modules["numpy"]
-    dtype = s.dtype
-    if not s.null_count() and (dtype.is_numeric() or dtype.is_temporal()):
-        a = s.to_numpy()  # no copy
-        if isinstance(a, np.ndarray) and a.dtype.kind in "biufcmM":
-            return _ndarray_digest(a, rows, memo)
-    if rows is not None:  # gather first: converting a whole string column copies it
-        s = s.gather(rows)
-    if not s.null_count() and dtype == sys.modules["polars"].String and "pyarrow" in sys.modules:
-        digest = _arrow_digest(s.to_arrow(), None)
-        if digest is not None:
-            return digest
+def _polars_digest(s: Any, dtype: Any, sample: Sample | None, memo: Memo) -> bytes:
+    """A polars Series' values: numeric and temporal ones as their buffer, strings as
+    arrow lengths and bytes, anything else (or with nulls) through polars' own
+    ``hash(seed=0)`` (stable for one polars version: replay under another may diverge)."""
+    kind = _polars_kind(type(dtype))
+    if kind != "other" and not s.null_count():
+        if kind == "buffer":
+            a = s.to_numpy()  # no copy
+            if a.dtype.kind in "biufcmM":
+                return _ndarray_digest(a, sample, memo)
+        elif _pyarrow() is not None:
+            if sample is not None:  # the sampled blocks only: converting a whole column copies it
+                s = sys.modules["polars"].concat([s.slice(a, b - a) for a, b in sample.ranges])
+            digest = _arrow_digest(s.to_arrow(), None)
+            if digest is not None:
+                return digest
+    if sample is not None:
+        s = s.gather(sample.index)
     return _digest(s.hash(seed=0).to_numpy())
+
+
+_POLARS_KINDS: dict[Any, str] = {}
+
+
+def _polars_kind(dtype_class: Any) -> str:
+    """How columns of a polars dtype class are hashed: ``"buffer"``, ``"string"``, ``"other"``."""
+    kind = _POLARS_KINDS.get(dtype_class)
+    if kind is None:
+        if dtype_class.is_numeric() or dtype_class.is_temporal():
+            kind = "buffer"
+        elif issubclass(dtype_class, sys.modules["polars"].String):
+            kind = "string"
+        else:
+            kind = "other"
+        _POLARS_KINDS[dtype_class] = kind
+    return kind
+
+
+def _pyarrow() -> Any:
+    """pyarrow, imported on first use (None when it is not installed): whether a string
+    column is hashed through it must not depend on what happened to be imported."""
+    global _PYARROW
+    if _PYARROW is False:
+        try:
+            import pyarrow
+        except ImportError:
+            _PYARROW = None
+        else:
+            _PYARROW = pyarrow
+    return _PYARROW
+
+
+_PYARROW: Any = False
 
 
 # --- numpy -------------------------------------------------------------------------------
@@ -400,21 +514,21 @@ def _polars_digest(s: Any, rows: Any, memo: Memo) -> bytes:
 
 def _fp_numpy(value: Any, cls: str, memo: Memo) -> O.Fingerprint:
     shape = tuple(value.shape)
-    rows = _sample_rows(shape[0]) if shape else None
+    sample = _sample_rows(shape[0]) if shape else None
     h = _hasher(repr(shape).encode() + value.dtype.str.encode())
     if value.dtype.kind in "OV" or value.dtype.hasobject:
         pd = sys.modules.get("pandas")
         if pd is None or value.dtype.kind == "V":
             return O.Fingerprint(cls, shape=shape, dtypes=str(value.dtype))
-        obj = value if rows is None else value.take(rows, axis=0)
+        obj = value if sample is None else value.take(sample.index, axis=0)
         try:
             h.update(pd.util.hash_array(obj.ravel()).view("u1"))
         except TypeError:  # unhashable members (dicts, lists): their canonical encoding
             h.update(_canon(obj.tolist()))
     else:
-        h.update(_ndarray_digest(value, rows, memo))
+        h.update(_ndarray_digest(value, sample, memo))
     return O.Fingerprint(cls, shape=shape, dtypes=_short(str(value.dtype)), hash=h.hexdigest()[:16],
-                         sampled=0 if rows is None else len(rows))
+                         sampled=0 if sample is None else sample.size)
 
 
 # --- builtin containers ------------------------------------------------------------------
@@ -422,15 +536,14 @@ def _fp_numpy(value: Any, cls: str, memo: Memo) -> O.Fingerprint:
 
 def _fp_builtin(value: Any, cls: str, memo: Memo) -> O.Fingerprint:
     n = len(value)
-    sampled = 0
     obj = value
-    if n > SAMPLE_ROWS and isinstance(value, (list, tuple)):
-        step = n / SAMPLE_SIZE
-        obj = [value[int(i * step)] for i in range(SAMPLE_SIZE)]
-        sampled = SAMPLE_SIZE
-    elif n > SAMPLE_ROWS:
-        return O.Fingerprint(cls, shape=(n,))
-    return O.Fingerprint(cls, shape=(n,), hash=_hasher(_canon(obj)).hexdigest()[:16], sampled=sampled)
+    sample = _sample_rows(n)
+    if sample is not None:
+        if not isinstance(value, (list, tuple)):
+            return O.Fingerprint(cls, shape=(n,))
+        obj = [x for a, b in sample.ranges for x in value[a:b]]
+    return O.Fingerprint(cls, shape=(n,), hash=_hasher(_canon(obj)).hexdigest()[:16],
+                         sampled=0 if sample is None else sample.size)
 
 
 def _enc_hook(x: Any) -> Any:
@@ -443,7 +556,8 @@ def _enc_hook(x: Any) -> Any:
     np = sys.modules.get("numpy")
     if np is not None and isinstance(x, np.generic):
         return ["<np>", x.dtype.str, x.item()]
-    fp = fingerprint(x) if _handler(t) is not None else O.Fingerprint(_display(t))
+    cls, fn = _handler(t)
+    fp = fingerprint(x) if fn is not None else O.Fingerprint(cls)
     return ["<obj>", fp.cls, fp.hash]
 
 

@@ -265,12 +265,24 @@ def _compile_keeping_last_value(tree: ast.AST, filename: str, mode: str, flags: 
 #: Identifiers are matched in the text, not in the compiled names, which miss code the
 #: compiler drops as unreachable (``return a.b; lambda: x._self_st``): the pass still
 #: refuses that.  Matched anywhere, strings and comments included: a false match only
-#: costs the pass.
-_NEEDS_PASS_TEXT = re.compile(
-    r"except|class|from\s*\.|__|_self_|\b(?:"
-    + "|".join(sorted(FRAME_ATTRS | {"format", "format_map"}))
-    + r")\b"
-)
+#: costs the pass.  See `_needs_pass`.
+_NEEDS_PASS_SUBSTRINGS = ("except", "class", "__", "_self_")
+_RELATIVE_IMPORT = re.compile(r"from\s*\.")
+_NEEDS_PASS_WORDS = FRAME_ATTRS | {"format", "format_map"}
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _needs_pass(code: str) -> bool:
+    """Does ASCII `code` hold text the AST pass may act on (see above)?  Substring tests
+    and one scan for identifiers: a regex alternation of every word costs a few times
+    more, tried at every position."""
+    if any(text in code for text in _NEEDS_PASS_SUBSTRINGS):
+        return True
+    if "from" in code and _RELATIVE_IMPORT.search(code) is not None:
+        return True
+    return not _NEEDS_PASS_WORDS.isdisjoint(_IDENTIFIER.findall(code))
+
+
 _CACHE_OP = dis.opmap["CACHE"]
 _RETURN_VALUE = dis.opmap["RETURN_VALUE"]
 _RETURN_CONST = dis.opmap.get("RETURN_CONST", -1)  # 3.12+
@@ -289,13 +301,12 @@ def _compile_plain(code: str, filename: str, mode: str, flags: int) -> types.Cod
 
     An answer that is not None must be exact, so every test errs towards None:
     - non-ASCII text: identifiers are NFKC-normalised, so look-alikes need the pass;
-    - `_NEEDS_PASS_TEXT` anywhere in the text, which covers every identifier the pass
-      acts on;
+    - `_needs_pass`: text anywhere that covers every identifier the pass acts on;
     In ``exec`` mode the value of a last expression statement is kept, a rewrite of the
     last statement alone: `_ends_in_store` rules one out without parsing for most code;
     otherwise the text is parsed and, when there is one, only that rewrite is made.
     """
-    if not code.isascii() or _NEEDS_PASS_TEXT.search(code) is not None:
+    if not code.isascii() or _needs_pass(code):
         return None
     try:
         co = compile(code, filename, mode, flags=flags, dont_inherit=True)

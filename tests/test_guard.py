@@ -295,6 +295,27 @@ def test_plain_compile_route_leaves_every_acted_on_name_to_the_pass() -> None:
             assert _compile_plain(code, "<agent:t>", "exec", 0) is None, code
 
 
+_TEXT_PIECES = st.sampled_from(sorted(
+    __import__("pairproxy.guard", fromlist=["FRAME_ATTRS"]).FRAME_ATTRS | {"format", "format_map"}
+) + ["except", "class", "from .", "from\n .", "from", "__", "_self_", "_", "x", "1", ".", " ", "(", "\t", "é"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(pieces=st.lists(_TEXT_PIECES, min_size=1, max_size=6))
+def test_needs_pass_finds_every_acted_on_text(pieces: list[str]) -> None:
+    """`_needs_pass` (substring tests and an identifier scan) finds whatever the plain
+    definition finds: the literals anywhere, each listed identifier as a whole word."""
+    import re
+
+    from pairproxy.guard import FRAME_ATTRS, _needs_pass
+
+    words = "|".join(sorted(FRAME_ATTRS | {"format", "format_map"}))
+    reference = re.compile(r"except|class|from\s*\.|__|_self_|\b(?:" + words + r")\b", re.ASCII)
+    code = "".join(pieces)
+    if code.isascii() and reference.search(code):
+        assert _needs_pass(code), code
+
+
 def test_plain_compile_route_over_the_corpora() -> None:
     from corpus_harness import snippets, split
     from escapes.corpus import ESCAPES

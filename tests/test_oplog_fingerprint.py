@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import pairproxy as pp
 from pairproxy import fingerprint as F
@@ -147,3 +149,82 @@ def test_pandas_columns_read_without_the_private_accessor_hash_the_same(monkeypa
     monkeypatch.delattr(pd.DataFrame, "_get_column_array")
     assert [fingerprint(d) for d in frames] == fast
     assert all(fp.hash for fp in fast) and fast[2].sampled == F.SAMPLE_SIZE
+
+
+class TestSampling:
+    @given(n=st.integers(1, 2_000_000), size=st.integers(1, 5000), block=st.integers(1, 600))
+    def test_blocks_cover_first_and_last_rows_in_order(self, n: int, size: int, block: int) -> None:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(F, "SAMPLE_ROWS", 0)
+            mp.setattr(F, "SAMPLE_SIZE", size)
+            mp.setattr(F, "BLOCK_ROWS", block)
+            sample = F._sample_rows(n)
+        assert sample is not None
+        ranges = sample.ranges
+        assert ranges[0][0] == 0 and (ranges[-1][1] == n or size == 1)
+        assert sample.size == min(size, n) == sum(b - a for a, b in ranges)
+        assert all(b - a <= block for a, b in ranges)
+        assert all(a < b <= c for (a, b), (c, _) in zip(ranges, ranges[1:], strict=False))
+        if n <= 100_000:
+            assert sample.index.tolist() == [i for a, b in ranges for i in range(a, b)]
+
+    @pytest.mark.parametrize("lib", ["pandas", "polars", "numpy", "list"])
+    def test_a_change_inside_a_block_changes_the_hash_and_the_record_says_sampled(self, lib: str) -> None:
+        n = F.SAMPLE_ROWS * 3
+        sample = F._sample_rows(n)
+        assert sample is not None
+        inside = sample.ranges[1][0] + 3
+        values = np.arange(n, dtype=np.float64)
+        changed = values.copy()
+        changed[inside] = -1.0
+        make = {"pandas": pd.Series, "polars": pl.Series, "numpy": np.asarray, "list": lambda a: a.tolist()}[lib]
+        a, b = fingerprint(make(values)), fingerprint(make(changed))
+        assert a.sampled == b.sampled == F.SAMPLE_SIZE and a.shape == (n,)
+        assert a.hash != b.hash
+
+
+class TestArrowStrings:
+    def strings(self, n: int) -> list[str]:
+        return [f"s{i % 97}" * (i % 5) for i in range(n)]  # empty strings included
+
+    @pytest.mark.parametrize("sampled", [False, True])
+    def test_the_hash_does_not_depend_on_chunks_or_offsets(self, sampled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+        import pyarrow as pa
+
+        if sampled:  # blocks that straddle chunk boundaries
+            monkeypatch.setattr(F, "SAMPLE_ROWS", 100)
+            monkeypatch.setattr(F, "SAMPLE_SIZE", 60)
+            monkeypatch.setattr(F, "BLOCK_ROWS", 7)
+        values = self.strings(1000)
+        whole = pa.chunked_array([pa.array(values)])
+        pieces = pa.chunked_array([pa.array(values[a:b]) for a, b in [(0, 5), (5, 333), (333, 334), (334, 1000)]])
+        sliced = pa.array(["pad"] * 17 + values, type=pa.large_string()).slice(17)  # offset and width
+        sample = F._sample_rows(len(values))
+        assert (sample is not None) == sampled
+        digests = {F._arrow_digest(x, sample) for x in (whole, pieces, sliced)}
+        assert len(digests) == 1 and None not in digests
+        frames = [pd.DataFrame({"s": pd.array(values, dtype="str")}),
+                  pd.concat([pd.DataFrame({"s": pd.array(values[:400], dtype="str")}),
+                             pd.DataFrame({"s": pd.array(values[400:], dtype="str")})], ignore_index=True)]
+        assert fingerprint(frames[0]) == fingerprint(frames[1])
+        changed = values.copy()
+        changed[-1] += "x"  # the last row is in every sample
+        assert F._arrow_digest(pa.array(changed), sample) not in digests
+        moved = values.copy()
+        moved[0], moved[1] = moved[0] + moved[1][:1], moved[1][1:]  # same bytes, other lengths
+        assert F._arrow_digest(pa.array(moved), sample) not in digests
+
+    def test_polars_strings_hash_alike_whether_or_not_pyarrow_was_imported(self) -> None:
+        import subprocess
+        import sys
+
+        code = (
+            "import sys, polars as pl\n"
+            "from pairproxy.fingerprint import fingerprint\n"
+            f"fp = fingerprint(pl.DataFrame({{'s': {self.strings(50)!r}, 'v': list(range(50))}}))\n"
+            "assert 'pyarrow' in sys.modules  # imported by the fingerprint, not before\n"
+            "print(fp.hash)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        here = fingerprint(pl.DataFrame({"s": self.strings(50), "v": list(range(50))}))
+        assert out.stdout.strip() == here.hash
