@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -218,8 +218,14 @@ class Sample:
 
     @functools.cached_property
     def index(self) -> Any:
+        return _rows(self.ranges)
+
+    @functools.cached_property
+    def bounds(self) -> tuple[Any, Any, Any]:
+        """``(index + 1, block starts, block stops)`` as int64 numpy arrays."""
         np = sys.modules["numpy"]
-        return np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in self.ranges])
+        starts, stops = zip(*self.ranges, strict=True)
+        return self.index + 1, np.array(starts, dtype=np.int64), np.array(stops, dtype=np.int64)
 
 
 _SAMPLES: dict[tuple[int, int, int], Sample] = {}
@@ -290,8 +296,16 @@ def _ndarray_digest(a: Any, sample: Sample | None, memo: Memo) -> bytes:
     key = (a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str, sample is not None)
     hit = memo.get(key)
     if hit is None:
-        b = np.ascontiguousarray(a if sample is None else a.take(sample.index, axis=0))
-        hit = memo[key] = (_digest(b), a)
+        if sample is not None and a.ndim == 1 and a.flags.c_contiguous:
+            # the blocks' bytes straight from the buffer: the same stream as their gather
+            flat = a.view(f"i{a.itemsize}") if a.dtype.kind in "mM" else a
+            h = _hasher()
+            for start, stop in sample.ranges:
+                h.update(flat[start:stop])
+            digest = h.digest()
+        else:
+            digest = _digest(np.ascontiguousarray(a if sample is None else a.take(sample.index, axis=0)))
+        hit = memo[key] = (digest, a)
     return hit[0]
 
 
@@ -306,14 +320,31 @@ def _arrow_digest(arr: Any, sample: Sample | None) -> bytes | None:
     lengths, data = _hasher(), _hasher()
     for chunk, ranges in _arrow_pieces(arr, sample):
         _, offsets_buf, data_buf = chunk.buffers()
-        offsets = np.frombuffer(offsets_buf, dtype=width)
-        at = chunk.offset
-        for start, stop in ranges:
-            o = offsets[at + start: at + stop + 1]
+        offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset: chunk.offset + len(chunk) + 1]
+        if len(ranges) == 1:
+            (start, stop), = ranges
+            o = offsets[start: stop + 1]
             lengths.update((o[1:] - o[:-1]).astype(np.int64, copy=False))
-            if data_buf is not None:
-                data.update(memoryview(data_buf)[int(o[0]): int(o[-1])])
+            bounds = [(int(o[0]), int(o[-1]))]
+        else:  # all blocks at once: a gather of their offsets, not a numpy slice per block
+            if sample is not None and ranges is sample.ranges:
+                rows, (after, starts, stops) = sample.index, sample.bounds
+            else:
+                rows = _rows(ranges)
+                after, starts, stops = rows + 1, [a for a, _ in ranges], [b for _, b in ranges]
+            lengths.update((offsets[after] - offsets[rows]).astype(np.int64, copy=False))
+            bounds = list(zip(offsets[starts].tolist(), offsets[stops].tolist(), strict=True))
+        if data_buf is not None:
+            view = memoryview(data_buf)
+            for first, last in bounds:
+                data.update(view[first:last])
     return lengths.digest() + data.digest()
+
+
+def _rows(ranges: Any) -> Any:
+    """The rows of `ranges` (``(start, stop)`` pairs) as one int64 numpy array."""
+    np = sys.modules["numpy"]
+    return np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in ranges])
 
 
 @functools.cache
@@ -324,7 +355,7 @@ def _string_offset_types() -> dict[Any, Any]:
     return {pa.string(): np.int32, pa.large_string(): np.int64}
 
 
-def _arrow_pieces(arr: Any, sample: Sample | None) -> Iterator[tuple[Any, list[tuple[int, int]]]]:
+def _arrow_pieces(arr: Any, sample: Sample | None) -> Iterator[tuple[Any, Sequence[tuple[int, int]]]]:
     """``(chunk, ranges)``: the rows of `arr` (of its sampled blocks), in order, as row
     ranges within each chunk."""
     chunks = arr.chunks if isinstance(arr, sys.modules["pyarrow"].ChunkedArray) else (arr,)
@@ -334,7 +365,7 @@ def _arrow_pieces(arr: Any, sample: Sample | None) -> Iterator[tuple[Any, list[t
                 yield chunk, [(0, len(chunk))]
         return
     if len(chunks) == 1:
-        yield chunks[0], list(sample.ranges)
+        yield chunks[0], sample.ranges
         return
     first = 0
     for chunk in chunks:

@@ -183,6 +183,17 @@ class TestSampling:
         assert a.hash != b.hash
 
 
+    @pytest.mark.parametrize("dtype", ["int64", "float32", "int8", "datetime64[ns]", "bool"])
+    def test_contiguous_columns_hash_their_blocks_like_a_gather_of_the_rows(self, dtype: str) -> None:
+        n = F.SAMPLE_ROWS * 2 + 7
+        a = (np.arange(n * 2) % 251).astype(dtype)
+        sample = F._sample_rows(n)
+        assert sample is not None
+        contiguous, strided = a[:n], a[::2]  # the block route and the gather route
+        for x in (contiguous, strided):
+            assert F._ndarray_digest(x, sample, {}) == F._digest(np.ascontiguousarray(x.take(sample.index)))
+
+
 class TestArrowStrings:
     def strings(self, n: int) -> list[str]:
         return [f"s{i % 97}" * (i % 5) for i in range(n)]  # empty strings included
