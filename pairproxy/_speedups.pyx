@@ -1,15 +1,17 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, binding=True
-"""The per-op fast paths, compiled: attribute reads, item reads, ``next``, the wrapping
-of results and the making of proxies.
+"""The per-op fast paths, compiled: attribute reads, item reads, ``next``, calls, the
+wrapping of results and the making of proxies.
 
 Optional: built from this file when the package is installed with a C compiler at hand
 (``setup.py``), and used unless ``PAIRPROXY_PURE_PYTHON=1`` (see `pairproxy.hotpath`).
 Without it the same ops run through the pure-Python proxy hooks
-(`pairproxy.proxy.Proxy.__getattribute__`, ``__getitem__``, ``__next__``) and the
-membrane (`Membrane.attr`, `Membrane.getitem`, `Membrane.next_`, `Membrane._run`).  This
-module mirrors them for the one case worth compiling — a read the membrane allows without
-`admit` (no budget, the read bit, no policy or a policy fast-path hit; for items, a key
-that crosses as itself) — and hands every other case to them.  Both write the same
+(`pairproxy.proxy.Proxy.__getattribute__`, ``__getitem__``, ``__next__``, ``__call__``)
+and the membrane (`Membrane.attr`, `Membrane.getitem`, `Membrane.next_`, `Membrane.call`,
+`Membrane._run`).  This module mirrors them for the one case worth compiling — an op the
+membrane allows without `admit` (no budget, the effect's bit, no policy or a policy
+fast-path hit; for items, a key that crosses as itself; for calls, positional arguments
+that cross as themselves or are plain proxies, a callee known without a search) — and
+hands every other case to them.  Both write the same
 record; the tests run random programs through both and the suite's core under each.
 `out` and `new_proxy` stand in for `Membrane.out` (its common cases: a literal, a tuple
 of literals, a value never seen before) and `proxy.new_proxy` on every op path.
@@ -66,9 +68,14 @@ cdef bint _ready = False
 # From the pure-Python modules (see `configure`):
 cdef object _pure_getattribute = None, _pure_getitem = None, _pure_next = None, _pure_out = None
 cdef object _underscore_attr = None, _proxy_class = None, _key_of = None, _Outbound = None
-cdef object _Attr = None, _GetItem = None, _Next = None, _Seq = None, _Ref = None
+cdef object _Attr = None, _GetItem = None, _Next = None, _Seq = None, _Ref = None, _Call = None
+cdef object _pure_call = None
+cdef dict _bit = None  # `effects.BIT`: effect -> rights bit
+cdef object _all_rights = None
+cdef object _pandas_scoped = None
+cdef object _ndarray = None
 cdef object _Proxy = None, _State = None
-cdef object _TUPLE = None, _OBJ = None
+cdef object _TUPLE = None, _OBJ = None, _METHOD = None
 cdef dict _kinds = None  # `membrane._KIND`: type -> kind, as `Membrane.out` classifies
 cdef dict _classes = None  # `proxy._CLASSES`: real type -> proxy class
 cdef set _proxy_types = None
@@ -107,16 +114,17 @@ def configure(P, M, O, pure):
 
     Args:
         P, M, O: the `pairproxy.proxy`, `pairproxy.membrane` and `pairproxy.ops` modules.
-        pure: the pure-Python ``(getattribute, getitem, next, out)``.
+        pure: the pure-Python ``(getattribute, getitem, next, call, out)``.
 
     Raises:
         TypeError: a slot is not a plain object slot, or the wrapped object cannot be
             found (the layout is not what this module was written for; the pure path
             then stays in use).
     """
-    global _ready, _pure_getattribute, _pure_getitem, _pure_next, _pure_out
+    global _ready, _pure_getattribute, _pure_getitem, _pure_next, _pure_call, _pure_out
     global _underscore_attr, _proxy_class, _key_of, _Outbound, _Attr, _GetItem, _Next, _Seq, _Ref
-    global _Proxy, _State, _TUPLE, _OBJ, _kinds, _classes, _proxy_types, _view_attrs, _code_types
+    global _Call, _bit, _all_rights, _pandas_scoped, _ndarray
+    global _Proxy, _State, _TUPLE, _OBJ, _METHOD, _kinds, _classes, _proxy_types, _view_attrs, _code_types
     global _fp_batch, _slot, _obj, _m, _rights, _key, _root, _ref, _ver, _wrapped
     _ready = False
     offsets = []
@@ -129,10 +137,12 @@ def configure(P, M, O, pure):
     _wrapped = _find_wrapped(P.Proxy, P._SLOT)
     _Proxy, _State, _classes, _proxy_class, _proxy_types = P.Proxy, P.State, P._CLASSES, P.proxy_class, P.PROXY_TYPES
     _underscore_attr = P._underscore_attr
-    _kinds, _TUPLE, _OBJ, _view_attrs, _code_types = M._KIND, M.TUPLE, M.OBJ, M.VIEW_ATTRS, M._CODE_TYPES
+    _kinds, _TUPLE, _OBJ, _METHOD = M._KIND, M.TUPLE, M.OBJ, M.METHOD
+    _view_attrs, _code_types = M.VIEW_ATTRS, M._CODE_TYPES
     _key_of, _Outbound, _fp_batch = M.key_of, M.Outbound, M.FP_BATCH
-    _Attr, _GetItem, _Next, _Seq, _Ref = O.Attr, O.GetItem, O.Next, O.Seq, O.Ref
-    _pure_getattribute, _pure_getitem, _pure_next, _pure_out = pure
+    _Attr, _GetItem, _Next, _Seq, _Ref, _Call = O.Attr, O.GetItem, O.Next, O.Seq, O.Ref, O.Call
+    _bit, _all_rights, _pandas_scoped, _ndarray = M.BIT, M.ALL_RIGHTS, M._PANDAS_SCOPED, M._ndarray
+    _pure_getattribute, _pure_getitem, _pure_next, _pure_call, _pure_out = pure
     _ready = True
 
 
@@ -188,13 +198,24 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
     k = _kinds.get(t)
     if k == _TUPLE and pp_tuple_iter(res) and _all_literal(<tuple>res):
         return _Seq("tuple", list(<tuple>res)), res  # `Membrane._out_tuple`, all literals
-    if (k != _OBJ or t in _proxy_types or issubclass(t, _Outbound) or isinstance(res, _ModuleType)
-            or type(parent) is not _State):
+    if k is None or t in _proxy_types or issubclass(t, _Outbound) or type(parent) is not _State:
+        return _pure_out(m, res, parent, via, rights, cap, seq, code_call)
+    if k == _METHOD:
+        if getattr(res, "__self__", None) is not _field(parent, _obj):
+            return _pure_out(m, res, parent, via, rights, cap, seq, code_call)
+        return _out_method(m, res, parent, via, seq)
+    if k != _OBJ or isinstance(res, _ModuleType):
         return _pure_out(m, res, parent, via, rights, cap, seq, code_call)
     by_id = m._by_id
     rid = id(res)
-    if rid in by_id:
-        return _pure_out(m, res, parent, via, rights, cap, seq, code_call)
+    known = by_id.get(rid)
+    if known is not None:  # reached again: the same proxy, attenuated by a weaker path
+        kst = _field(known, _slot)
+        have = _field(kst, _rights)
+        if have & rights != have:
+            pp_set_slot(kst, _rights, have & rights)
+            kst.cap = cap
+        return _Ref(_field(kst, _ref), _field(kst, _ver)), known
     # a new value: `Membrane._new_state`, `new_proxy` and the bookkeeping, inline
     code = isinstance(res, _code_types) or (parent.code and callable(res) and not code_call)
     ref = m._next_ref
@@ -214,6 +235,27 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
             m.fingerprint_pending()
     if len(by_id) > m._sweep_at:
         m.sweep()
+    return _Ref(ref, 0, key.display), px
+
+
+cdef tuple _out_method(object m, object res, object parent, object via, object seq):
+    """`Membrane.out` for a bound method of `parent`'s object: one proxy per (owner,
+    name) while the method is the same, acting on its owner."""
+    cache = parent.methods
+    if cache is None:
+        cache = parent.methods = {}
+    px = cache.get(via)
+    if px is not None:
+        mst = _field(px, _slot)
+        if _field(mst, _obj) == res:
+            return _Ref(_field(mst, _ref), 0), px
+    ref = m._next_ref
+    m._next_ref = ref + 1
+    key = _key_of(res)
+    st = _State(res, ref, m, _field(parent, _rights), parent.cap, key, _field(parent, _root),
+                parent, via, True, False)
+    m._origin[ref] = seq
+    px = cache[via] = _new_proxy(st, res)
     return _Ref(ref, 0, key.display), px
 
 
@@ -343,3 +385,108 @@ def new_proxy(st):
     if not _ready or type(st) is not _State:
         raise TypeError("new_proxy needs a State (and a configured module)")
     return _new_proxy(st, _field(st, _obj))
+
+
+cdef tuple _plain_args(tuple args):
+    """`Membrane.inbound_args` for positional arguments that are literals or plain
+    proxies: ``(real args, record args, rights, cap)``, or None for anything else
+    (containers, callables the agent passes, arrays, agent objects: the pure path)."""
+    cdef list reals = None, encs = None
+    rights, cap = _all_rights, ""
+    for i, a in enumerate(args):
+        t = type(a)
+        if t in _proxy_types:
+            ast = _state_of(a)
+            if ast is None or ast.code or ast.method:
+                return None
+            obj = _field(ast, _obj)
+            if type(obj) is _ndarray:
+                return None
+            if reals is None:
+                reals, encs = list(args[:i]), list(args[:i])
+            reals.append(obj)
+            encs.append(_Ref(_field(ast, _ref), _field(ast, _ver)))
+            r = _field(ast, _rights)
+            if r != _all_rights and not cap:
+                cap = ast.cap
+            rights = rights & r
+        elif t is str and PyUnicode_GET_LENGTH(a) > 256:
+            return None
+        elif _is_literal(a, t):
+            if reals is not None:
+                reals.append(a)
+                encs.append(a)
+        else:
+            return None
+    if reals is None:
+        return args, args, rights, cap
+    return tuple(reals), tuple(encs), rights, cap
+
+
+def call(self, *args, **kwargs):
+    """`Proxy.__call__`, compiled: `Membrane.call` without keyword arguments, for a
+    method or a function found as an attribute (see the module docstring)."""
+    st = _state_of(self)
+    if st is None or kwargs:
+        return _pure_call(self, *args, **kwargs)
+    m = _field(st, _m)
+    hot = m._hot
+    if hot is None:
+        return m.call(st, args, kwargs)
+    plain = _plain_args(args)
+    if plain is None:
+        return m.call(st, args, kwargs)
+    # `Membrane._callee`, its two cases that need no search
+    if st.method:
+        target = st.owner
+        key = _field(target, _key)
+        member = st.via
+    elif st.pkey is not None:
+        target, key, member = st, st.pkey, st.via
+    else:
+        return m.call(st, args, kwargs)
+    if member in _pandas_scoped:
+        return m.call(st, args, kwargs)
+    rargs, eargs, arights, acap = plain
+    own = _all_rights if target.code else _field(target, _rights)
+    rights = own & arights
+    effect, param = m.catalogue.static(key, member)
+    if param is not None and not rargs:
+        effect = "compute"
+    bit = _bit.get(effect)
+    if bit is None or not (bit & rights) or effect == "mutate":
+        return m.call(st, args, kwargs)
+    fast = (<tuple>hot)[6]
+    if fast is None:
+        rule = ""
+    else:
+        rule = fast.get(("call", key, member, effect, _field(target, _root)))
+        if rule is None:
+            return m.call(st, args, kwargs)
+    cap = (target.cap if own != _all_rights else "") or acap
+    if st.method:
+        fields = {"name": member, "args": eargs, "kwargs": {}}
+    else:
+        fields = {"args": eargs, "kwargs": {}, "callee": f"{key.display}.{member}"}
+    ctx = m._callback_ctx
+    ctx.append((target, rights, cap))
+    cdef tuple h = <tuple>hot
+    cdef long long p0, pp0
+    cdef double t0
+    try:
+        p0 = pp_perf_ns()
+        ver = _field(target, _ver)
+        try:
+            res = _field(st, _obj)(*rargs)
+        except BaseException as e:
+            m._failed(_Call, target, p0, e, fields, effect)
+            raise
+        recs = h[0]
+        out, val = _c_out(m, res, target, "", rights, cap or target.cap, len(recs), True)
+        t0 = h[1]
+        pp0 = h[2]
+        recs.append(_Call(len(recs), t0 + (p0 - pp0) * 1e-9, h[3], _field(target, _ref), ver, effect,
+                          "allow", rule, h[4], out, pp_perf_ns() - p0, **fields))
+        return val
+    finally:
+        ctx.pop()

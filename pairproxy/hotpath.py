@@ -24,7 +24,9 @@ from . import proxy as P
 
 #: The pure-Python proxy hooks the compiled ones replace: ``__getattribute__``,
 #: ``__getitem__``, ``__next__``.
-PURE: tuple[Any, Any, Any] = (P.Proxy.__getattribute__, P.Proxy.__getitem__, P._OPTIONAL["__next__"])
+PURE: tuple[Any, Any, Any, Any] = (
+    P.Proxy.__getattribute__, P.Proxy.__getitem__, P._OPTIONAL["__next__"], P._OPTIONAL["__call__"]
+)
 
 #: The pure-Python maker of proxies (`proxy.new_proxy`); the compiled one skips wrapt's
 #: ``__init__``, whose only work the proxy never shows (see `_speedups.new_proxy`).
@@ -67,20 +69,23 @@ def use_compiled(enabled: bool) -> None:
         if _compiled is None:
             raise RuntimeError(f"the compiled fast paths are not built ({_import_error})")
         _compiled.configure(P, M, O, (*PURE, PURE_OUT))
-        getattribute, getitem, next_ = _compiled.getattribute, _compiled.getitem, _compiled.next_
+        getattribute, getitem = _compiled.getattribute, _compiled.getitem
+        optional = {"__next__": _compiled.next_, "__call__": _compiled.call}
         make, out = _compiled.new_proxy, _compiled.out
     else:
-        getattribute, getitem, next_ = PURE
+        getattribute, getitem = PURE[:2]
+        optional = {"__next__": PURE[2], "__call__": PURE[3]}
         make, out = PURE_NEW_PROXY, PURE_OUT
     P.new_proxy = M.new_proxy = make
     M.Membrane.out = out  # type: ignore[method-assign]
     P.Proxy.__getattribute__ = getattribute  # type: ignore[method-assign]
     P.Proxy.__getitem__ = getitem  # type: ignore[method-assign]
     # ``__next__`` is an optional slot: only the classes of iterators have it.
-    P._OPTIONAL["__next__"] = next_
+    P._OPTIONAL.update(optional)
     for cls in P._CLASSES.values():
-        if "__next__" in vars(cls):
-            cls.__next__ = next_  # type: ignore[attr-defined]
+        for name, fn in optional.items():
+            if name in vars(cls):
+                setattr(cls, name, fn)
 
 
 def pure_requested() -> bool:

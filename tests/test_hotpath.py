@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import pairproxy as pp
@@ -75,11 +75,11 @@ class Thing:
     ratio = 0.5
     items = (1, 2)
     table = {"a": 1}
-    seq = [1, [2]]
     _private = 3
 
     def __init__(self) -> None:
         self.n = 7
+        self.seq = [1, [2]]  # its own: calls may append to it
 
     def method(self) -> int:
         return 1
@@ -91,6 +91,21 @@ class Thing:
     @property
     def fresh(self) -> list[int]:
         return [self.n]
+
+    # methods the call steps use: a new value, the same value again, an argument back, an error
+    def make(self, *args: Any) -> list[int]:
+        return [len(args)]
+
+    def same(self, *args: Any) -> Any:
+        return self.seq
+
+    def echo(self, *args: Any, **kwargs: Any) -> Any:
+        return args[0] if args else kwargs
+
+    def fail(self, *args: Any) -> Any:
+        raise ValueError(f"failed with {len(args)} arguments")
+
+    helper = staticmethod(lambda *args: ("helped", len(args)))  # a function, not a method
 
 
 class Text(str):
@@ -168,7 +183,9 @@ def _policy(kind: str, tmp: Path) -> Any:
 def _run(compiled: bool, policy: Any, budget: int | None, steps: list[tuple[str, Any]]) -> tuple[list[Any], list[Any]]:
     """Each step on the session's values: an attribute read (on the last value read, or
     the root when that was a literal), an item read or a ``next`` (on ``rows`` and its
-    iterator); the outcomes (value or error) and the records without timings."""
+    iterator), a call of a method or function of the root (or of its list); the
+    outcomes (value or error), the records without timings and every state's version,
+    rights and capability."""
     hotpath.use_compiled(compiled)
     s = pp.Session(policy=policy)
     if budget is not None:
@@ -184,30 +201,48 @@ def _run(compiled: bool, policy: Any, budget: int | None, steps: list[tuple[str,
                 v = getattr(current, arg)
             elif kind == "item":
                 v = rows[root.seq if arg == "<proxy>" else arg]
+            elif kind == "call":
+                name, args = arg
+                fn = getattr(root.seq, name[4:]) if name.startswith("seq.") else getattr(root, name)
+                real_args = [_ARG_VALUES[a](root) if isinstance(a, str) and a in _ARG_VALUES else a for a in args]
+                v = fn(x=1) if "kw" in args else fn(*real_args)
             else:
                 v = next(it)
             real = pp.unwrap(v)
             # (repr of a tuple holding proxies is an op on each: a budget may stop it)
             shown = "nan" if isinstance(real, float) and math.isnan(real) else re.sub(r"0x[0-9a-f]+", "0x", repr(real))
         except BaseException as e:  # noqa: BLE001 - the error is the outcome compared
-            outcomes.append((type(e).__name__, str(e)))
+            outcomes.append((type(e).__name__, re.sub(r"0x[0-9a-f]+", "0x", str(e))))
             continue
         outcomes.append(("value", type(real).__name__, shown, pp.is_proxy(v)))
         if kind == "attr":
             current = v if pp.is_proxy(v) else root  # read on from a container or method too
     records = [msgspec.structs.replace(r, t=0.0, dur=0) for r in s.records]
-    return outcomes, records
+    # and where every value stands: version, rights, capability
+    states = sorted((st.ref, st.ver, st.rights, st.cap) for st in map(pp.proxy.state_of, s._m._by_id.values()))
+    return outcomes, records + states
 
+
+#: Call arguments: literals (the compiled path), a plain proxy, and what the pure path
+#: handles (a list, literals out of range, a bound-method proxy, keyword arguments).
+_ARG_VALUES = {"<proxy>": lambda root: root.table, "<seq>": lambda root: root.seq, "<method>": lambda root: root.method}
+ARGS = [0, 1, "s", 2.5, None, True, math.inf, 2**63, "k" * 257, [1], "<proxy>", "<seq>", "<method>", "kw"]
+CALLEES = ["make", "same", "echo", "fail", "method", "helper", "seq.count", "seq.append", "seq.index"]
 
 _STEPS = st.one_of(
     st.tuples(st.just("attr"), st.sampled_from(NAMES) | st.sampled_from(NAMES).map(Text)),
     st.tuples(st.just("item"), st.sampled_from(KEYS)),
     st.tuples(st.just("next"), st.none()),
+    st.tuples(st.just("call"), st.tuples(st.sampled_from(CALLEES), st.lists(st.sampled_from(ARGS), max_size=3).map(tuple))),
 )
 
 
 @needs_compiled
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
+@example(  # a mutating call bumps the list's version; later ops read the new one
+    steps=[("call", ("seq.append", (0,))), ("call", ("seq.count", (0,)))], policy="none", budget=None)
+@example(  # a proxy argument is recorded at its version
+    steps=[("call", ("seq.append", (1,))), ("call", ("echo", ("<seq>", 1)))], policy="none", budget=None)
 @given(
     steps=st.lists(_STEPS, min_size=1, max_size=14),
     policy=st.sampled_from(["none", "read_only", "rules"]),
