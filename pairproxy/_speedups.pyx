@@ -69,7 +69,10 @@ cdef bint _ready = False
 cdef object _pure_getattribute = None, _pure_getitem = None, _pure_next = None, _pure_out = None
 cdef object _underscore_attr = None, _proxy_class = None, _key_of = None, _Outbound = None
 cdef object _Attr = None, _GetItem = None, _Next = None, _Seq = None, _Ref = None, _Call = None
-cdef object _pure_call = None
+cdef object _pure_call = None, _pure_binop = None
+cdef object _BinOp = None
+cdef dict _binop_funcs = None
+cdef object _inplace = None
 cdef dict _bit = None  # `effects.BIT`: effect -> rights bit
 cdef object _all_rights = None
 cdef object _pandas_scoped = None
@@ -114,7 +117,7 @@ def configure(P, M, O, pure):
 
     Args:
         P, M, O: the `pairproxy.proxy`, `pairproxy.membrane` and `pairproxy.ops` modules.
-        pure: the pure-Python ``(getattribute, getitem, next, call, out)``.
+        pure: the pure-Python ``(getattribute, getitem, next, call, out, binop)``.
 
     Raises:
         TypeError: a slot is not a plain object slot, or the wrapped object cannot be
@@ -123,7 +126,7 @@ def configure(P, M, O, pure):
     """
     global _ready, _pure_getattribute, _pure_getitem, _pure_next, _pure_call, _pure_out
     global _underscore_attr, _proxy_class, _key_of, _Outbound, _Attr, _GetItem, _Next, _Seq, _Ref
-    global _Call, _bit, _all_rights, _pandas_scoped, _ndarray
+    global _Call, _bit, _all_rights, _pandas_scoped, _ndarray, _pure_binop, _BinOp, _binop_funcs, _inplace
     global _Proxy, _State, _TUPLE, _OBJ, _METHOD, _kinds, _classes, _proxy_types, _view_attrs, _code_types
     global _fp_batch, _slot, _obj, _m, _rights, _key, _root, _ref, _ver, _wrapped
     _ready = False
@@ -142,7 +145,8 @@ def configure(P, M, O, pure):
     _key_of, _Outbound, _fp_batch = M.key_of, M.Outbound, M.FP_BATCH
     _Attr, _GetItem, _Next, _Seq, _Ref, _Call = O.Attr, O.GetItem, O.Next, O.Seq, O.Ref, O.Call
     _bit, _all_rights, _pandas_scoped, _ndarray = M.BIT, M.ALL_RIGHTS, M._PANDAS_SCOPED, M._ndarray
-    _pure_getattribute, _pure_getitem, _pure_next, _pure_call, _pure_out = pure
+    _pure_getattribute, _pure_getitem, _pure_next, _pure_call, _pure_out, _pure_binop = pure
+    _BinOp, _binop_funcs, _inplace = O.BinOp, P.BINOP_FUNCS, M._INPLACE
     _ready = True
 
 
@@ -490,3 +494,44 @@ def call(self, *args, **kwargs):
         return val
     finally:
         ctx.pop()
+
+
+def binop(self, st, name, other):
+    """`Membrane.binop`, compiled, for an operand that crosses as itself or is a plain
+    proxy, and an operator that is not in place (see the module docstring)."""
+    m = self
+    hot = m._hot
+    if hot is None or type(st) is not _State or name in _inplace:
+        return _pure_binop(m, st, name, other)
+    plain = _plain_args((other,))
+    if plain is None:
+        return _pure_binop(m, st, name, other)
+    rargs, eargs, orights, ocap = plain
+    rights = _field(st, _rights) & orights
+    if not (rights & _bit["compute"]):
+        return _pure_binop(m, st, name, other)
+    fast = (<tuple>hot)[6]
+    if fast is None:
+        rule = ""
+    else:
+        rule = fast.get(("binop", _field(st, _key), name, "compute", _field(st, _root)))
+        if rule is None:
+            return _pure_binop(m, st, name, other)
+    cap = st.cap or ocap
+    fields = {"name": name, "other": eargs[0]}
+    cdef tuple h = <tuple>hot
+    cdef long long p0 = pp_perf_ns(), pp0
+    cdef double t0
+    ver = _field(st, _ver)
+    try:
+        res = _binop_funcs[name](_field(st, _obj), rargs[0])
+    except BaseException as e:
+        m._failed(_BinOp, st, p0, e, fields, "compute")
+        raise
+    recs = h[0]
+    out, val = _c_out(m, res, st, "", rights, cap or st.cap, len(recs), False)
+    t0 = h[1]
+    pp0 = h[2]
+    recs.append(_BinOp(len(recs), t0 + (p0 - pp0) * 1e-9, h[3], _field(st, _ref), ver, "compute",
+                       "allow", rule, h[4], out, pp_perf_ns() - p0, **fields))
+    return val

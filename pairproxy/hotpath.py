@@ -23,7 +23,7 @@ from . import ops as O
 from . import proxy as P
 
 #: The pure-Python proxy hooks the compiled ones replace: ``__getattribute__``,
-#: ``__getitem__``, ``__next__``.
+#: ``__getitem__``, ``__next__``, ``__call__``.
 PURE: tuple[Any, Any, Any, Any] = (
     P.Proxy.__getattribute__, P.Proxy.__getitem__, P._OPTIONAL["__next__"], P._OPTIONAL["__call__"]
 )
@@ -32,8 +32,11 @@ PURE: tuple[Any, Any, Any, Any] = (
 #: ``__init__``, whose only work the proxy never shows (see `_speedups.new_proxy`).
 PURE_NEW_PROXY = P.new_proxy
 #: The pure-Python `Membrane.out`; the compiled one does its common cases (a literal, a
-#: tuple of literals, a value never seen before) and hands it the rest.
+#: tuple of literals, a value never seen before or seen again, a bound method of the
+#: parent) and hands it the rest.
 PURE_OUT = M.Membrane.out
+#: The pure-Python `Membrane.binop`; the compiled one takes its common case.
+PURE_BINOP = M.Membrane.binop
 
 _compiled: Any = None
 try:
@@ -68,16 +71,17 @@ def use_compiled(enabled: bool) -> None:
     if enabled:
         if _compiled is None:
             raise RuntimeError(f"the compiled fast paths are not built ({_import_error})")
-        _compiled.configure(P, M, O, (*PURE, PURE_OUT))
+        _compiled.configure(P, M, O, (*PURE, PURE_OUT, PURE_BINOP))
         getattribute, getitem = _compiled.getattribute, _compiled.getitem
         optional = {"__next__": _compiled.next_, "__call__": _compiled.call}
-        make, out = _compiled.new_proxy, _compiled.out
+        make, out, binop = _compiled.new_proxy, _compiled.out, _compiled.binop
     else:
         getattribute, getitem = PURE[:2]
         optional = {"__next__": PURE[2], "__call__": PURE[3]}
-        make, out = PURE_NEW_PROXY, PURE_OUT
+        make, out, binop = PURE_NEW_PROXY, PURE_OUT, PURE_BINOP
     P.new_proxy = M.new_proxy = make
     M.Membrane.out = out  # type: ignore[method-assign]
+    M.Membrane.binop = binop  # type: ignore[method-assign]
     P.Proxy.__getattribute__ = getattribute  # type: ignore[method-assign]
     P.Proxy.__getitem__ = getitem  # type: ignore[method-assign]
     # ``__next__`` is an optional slot: only the classes of iterators have it.

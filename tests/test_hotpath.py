@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import math
+import operator
 import os
 import re
 import subprocess
@@ -183,7 +184,8 @@ def _policy(kind: str, tmp: Path) -> Any:
 def _run(compiled: bool, policy: Any, budget: int | None, steps: list[tuple[str, Any]]) -> tuple[list[Any], list[Any]]:
     """Each step on the session's values: an attribute read (on the last value read, or
     the root when that was a literal), an item read or a ``next`` (on ``rows`` and its
-    iterator), a call of a method or function of the root (or of its list); the
+    iterator), a call of a method or function of the root (or of its list), an operator
+    on the root's list or dict; the
     outcomes (value or error), the records without timings and every state's version,
     rights and capability."""
     hotpath.use_compiled(compiled)
@@ -201,6 +203,11 @@ def _run(compiled: bool, policy: Any, budget: int | None, steps: list[tuple[str,
                 v = getattr(current, arg)
             elif kind == "item":
                 v = rows[root.seq if arg == "<proxy>" else arg]
+            elif kind == "binop":
+                target, op, other = arg
+                x = getattr(root, target)
+                y = _ARG_VALUES[other](root) if isinstance(other, str) and other in _ARG_VALUES else other
+                v = _BINOPS[op](x, y)
             elif kind == "call":
                 name, args = arg
                 fn = getattr(root.seq, name[4:]) if name.startswith("seq.") else getattr(root, name)
@@ -229,11 +236,19 @@ _ARG_VALUES = {"<proxy>": lambda root: root.table, "<seq>": lambda root: root.se
 ARGS = [0, 1, "s", 2.5, None, True, math.inf, 2**63, "k" * 257, [1], "<proxy>", "<seq>", "<method>", "kw"]
 CALLEES = ["make", "same", "echo", "fail", "method", "helper", "seq.count", "seq.append", "seq.index"]
 
+#: Operators on a list or dict proxy: plain, reflected (the literal on the left), in place.
+_BINOPS = {
+    "add": operator.add, "mul": operator.mul, "eq": operator.eq, "gt": operator.gt, "or": operator.or_,
+    "radd": lambda x, y: y + x, "rmul": lambda x, y: y * x, "iadd": operator.iadd,
+}
+
 _STEPS = st.one_of(
     st.tuples(st.just("attr"), st.sampled_from(NAMES) | st.sampled_from(NAMES).map(Text)),
     st.tuples(st.just("item"), st.sampled_from(KEYS)),
     st.tuples(st.just("next"), st.none()),
     st.tuples(st.just("call"), st.tuples(st.sampled_from(CALLEES), st.lists(st.sampled_from(ARGS), max_size=3).map(tuple))),
+    st.tuples(st.just("binop"), st.tuples(st.sampled_from(["seq", "table"]), st.sampled_from(sorted(_BINOPS)),
+                                          st.sampled_from(ARGS))),
 )
 
 
@@ -241,6 +256,8 @@ _STEPS = st.one_of(
 @settings(max_examples=300, deadline=None)
 @example(  # a mutating call bumps the list's version; later ops read the new one
     steps=[("call", ("seq.append", (0,))), ("call", ("seq.count", (0,)))], policy="none", budget=None)
+@example(  # an operator in place is a mutation
+    steps=[("binop", ("seq", "iadd", "s")), ("call", ("seq.count", ("s",)))], policy="none", budget=None)
 @example(  # a proxy argument is recorded at its version
     steps=[("call", ("seq.append", (1,))), ("call", ("echo", ("<seq>", 1)))], policy="none", budget=None)
 @given(
