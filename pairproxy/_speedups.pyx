@@ -72,6 +72,7 @@ cdef object _Attr = None, _GetItem = None, _Next = None, _Seq = None, _Ref = Non
 cdef object _pure_call = None, _pure_binop = None
 cdef object _BinOp = None
 cdef dict _binop_funcs = None
+cdef dict _type_keys = None  # `effects._TYPE_KEYS`: type -> key, as `effects.type_key` caches it
 cdef object _inplace = None
 cdef dict _bit = None  # `effects.BIT`: effect -> rights bit
 cdef object _all_rights = None
@@ -127,6 +128,7 @@ def configure(P, M, O, pure):
     global _ready, _pure_getattribute, _pure_getitem, _pure_next, _pure_call, _pure_out
     global _underscore_attr, _proxy_class, _key_of, _Outbound, _Attr, _GetItem, _Next, _Seq, _Ref
     global _Call, _bit, _all_rights, _pandas_scoped, _ndarray, _pure_binop, _BinOp, _binop_funcs, _inplace
+    global _type_keys
     global _Proxy, _State, _TUPLE, _OBJ, _METHOD, _kinds, _classes, _proxy_types, _view_attrs, _code_types
     global _fp_batch, _slot, _obj, _m, _rights, _key, _root, _ref, _ver, _wrapped
     _ready = False
@@ -143,6 +145,7 @@ def configure(P, M, O, pure):
     _kinds, _TUPLE, _OBJ, _METHOD = M._KIND, M.TUPLE, M.OBJ, M.METHOD
     _view_attrs, _code_types = M.VIEW_ATTRS, M._CODE_TYPES
     _key_of, _Outbound, _fp_batch = M.key_of, M.Outbound, M.FP_BATCH
+    _type_keys = M.key_of.__globals__["_TYPE_KEYS"]
     _Attr, _GetItem, _Next, _Seq, _Ref, _Call = O.Attr, O.GetItem, O.Next, O.Seq, O.Ref, O.Call
     _bit, _all_rights, _pandas_scoped, _ndarray = M.BIT, M.ALL_RIGHTS, M._PANDAS_SCOPED, M._ndarray
     _pure_getattribute, _pure_getitem, _pure_next, _pure_call, _pure_out, _pure_binop = pure
@@ -224,7 +227,7 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
     code = isinstance(res, _code_types) or (parent.code and callable(res) and not code_call)
     ref = m._next_ref
     m._next_ref = ref + 1
-    key = _key_of(res)
+    key = _c_key_of(res)
     st = _State(res, ref, m, rights, cap, key, _field(parent, _root),
                 parent if via in _view_attrs else None, via, False, code)
     if via:
@@ -242,6 +245,17 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
     return _Ref(ref, 0, key.display), px
 
 
+cdef inline object _c_key_of(object obj):
+    """`effects.key_of` for an instance whose type's key is cached; the pure function
+    for the rest (modules, classes, a type seen for the first time)."""
+    t = type(obj)
+    if t is not _ModuleType and not isinstance(obj, type):
+        key = _type_keys.get(t)
+        if key is not None:
+            return key
+    return _key_of(obj)
+
+
 cdef tuple _out_method(object m, object res, object parent, object via, object seq):
     """`Membrane.out` for a bound method of `parent`'s object: one proxy per (owner,
     name) while the method is the same, acting on its owner."""
@@ -255,7 +269,7 @@ cdef tuple _out_method(object m, object res, object parent, object via, object s
             return _Ref(_field(mst, _ref), 0), px
     ref = m._next_ref
     m._next_ref = ref + 1
-    key = _key_of(res)
+    key = _c_key_of(res)
     st = _State(res, ref, m, _field(parent, _rights), parent.cap, key, _field(parent, _root),
                 parent, via, True, False)
     m._origin[ref] = seq
@@ -454,7 +468,9 @@ def call(self, *args, **kwargs):
     rargs, eargs, arights, acap = plain
     own = _all_rights if target.code else _field(target, _rights)
     rights = own & arights
-    effect, param = m.catalogue.static(key, member)
+    catalogue = m.catalogue
+    hit = catalogue._cache.get((key, member))  # `Catalogue.static`, when it has the answer
+    effect, param = hit if hit is not None else catalogue.static(key, member)
     if param is not None and not rargs:
         effect = "compute"
     bit = _bit.get(effect)
