@@ -1,9 +1,11 @@
 """Which implementation runs the per-op fast paths: compiled or pure Python.
 
 Installing pairproxy with a C compiler at hand builds `pairproxy._speedups` (see
-``setup.py``): attribute reads, item reads and ``next`` (hook, judgement, record), the
-wrapping of results (`Membrane.out`'s common cases) and the making of proxies, compiled.  It is used when present; ``PAIRPROXY_PURE_PYTHON=1`` in the environment (read
-at import) keeps the pure-Python paths.  Both behave identically — same results, same
+``setup.py``): attribute reads, item reads, ``next``, calls and operators (hook,
+judgement, record; each in its common case), the wrapping of results (`Membrane.out`'s
+common cases) and the making of proxies, compiled.  It is used when present;
+``PAIRPROXY_PURE_PYTHON=1`` in the environment (read at import) keeps the pure-Python
+paths.  Both behave identically — same results, same
 errors, same records — and the tests run random programs through both and the core
 suite under each.
 
@@ -84,7 +86,8 @@ def use_compiled(enabled: bool) -> None:
     M.Membrane.binop = binop  # type: ignore[method-assign]
     P.Proxy.__getattribute__ = getattribute  # type: ignore[method-assign]
     P.Proxy.__getitem__ = getitem  # type: ignore[method-assign]
-    # ``__next__`` is an optional slot: only the classes of iterators have it.
+    # ``__next__`` and ``__call__`` are optional slots: only proxy classes whose real
+    # type has one get it.
     P._OPTIONAL.update(optional)
     for cls in P._CLASSES.values():
         for name, fn in optional.items():
