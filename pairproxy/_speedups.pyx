@@ -1,20 +1,22 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, binding=True
-"""The per-op fast paths, compiled: attribute reads, item reads, ``next``, calls, the
-wrapping of results and the making of proxies.
+"""The per-op fast paths, compiled: attribute reads, item reads, ``next``, calls,
+operators, the wrapping of results and the making of proxies.
 
 Optional: built from this file when the package is installed with a C compiler at hand
 (``setup.py``), and used unless ``PAIRPROXY_PURE_PYTHON=1`` (see `pairproxy.hotpath`).
 Without it the same ops run through the pure-Python proxy hooks
 (`pairproxy.proxy.Proxy.__getattribute__`, ``__getitem__``, ``__next__``, ``__call__``)
 and the membrane (`Membrane.attr`, `Membrane.getitem`, `Membrane.next_`, `Membrane.call`,
-`Membrane._run`).  This module mirrors them for the one case worth compiling — an op the
-membrane allows without `admit` (no budget, the effect's bit, no policy or a policy
-fast-path hit; for items, a key that crosses as itself; for calls, positional arguments
-that cross as themselves or are plain proxies, a callee known without a search) — and
-hands every other case to them.  Both write the same
-record; the tests run random programs through both and the suite's core under each.
-`out` and `new_proxy` stand in for `Membrane.out` (its common cases: a literal, a tuple
-of literals, a value never seen before) and `proxy.new_proxy` on every op path.
+`Membrane.binop`, `Membrane._run`).  This module mirrors them for the one case worth
+compiling — an op the membrane allows without `admit` (no budget, the effect's bit, no
+policy or a policy fast-path hit; for items, a key that crosses as itself; for calls,
+positional arguments that cross as themselves or are plain proxies and a callee known
+without a search; for operators, such an operand and an operator that is not in place)
+— and hands every other case to them.  Both write the same record; the tests run random
+programs through both and the suite's core under each.  `out` and `new_proxy` stand in
+for `Membrane.out` (its common cases: a literal, a tuple of literals, a value never seen
+before or reached again, a bound method of the parent) and `proxy.new_proxy` on every op
+path.
 
 A proxy's state and the state's fields are read at the offsets their member descriptors
 name (`configure` checks each is a plain object slot), not through attribute lookup.
@@ -428,8 +430,6 @@ cdef tuple _plain_args(tuple args):
             if r != _all_rights and not cap:
                 cap = ast.cap
             rights = rights & r
-        elif t is str and PyUnicode_GET_LENGTH(a) > 256:
-            return None
         elif _is_literal(a, t):
             if reals is not None:
                 reals.append(a)
