@@ -336,15 +336,23 @@ def getattribute(self, name):
     return _record(_Attr, m, st, h, rule, p0, _field(st, _ver), res, name, name)
 
 
-cdef inline object _run_rule(object hot, object st, object kind):
-    """The rule of a fast ``read`` op of `kind` on `st` (`Membrane._run`'s fast case;
-    `hot`: the membrane's `_hot`), or None when the pure path must decide."""
-    if hot is None or not (_field(st, _rights) & 1):
-        return None
-    fast = (<tuple>hot)[6]
+cdef inline object _fast_rule(tuple h, object kind, object key, object member, object effect,
+                              object root):
+    """`Membrane._run`'s rule for an op with the effect's bit and no budget (`h`: the
+    membrane's `_hot`): "" without a policy, the policy's fast-path decision, or None
+    when `admit` must decide."""
+    fast = h[6]
     if fast is None:
         return ""
-    return fast.get((kind, _field(st, _key), "", "read", _field(st, _root)))
+    return fast.get((kind, key, member, effect, root))
+
+
+cdef inline object _run_rule(object hot, object st, object kind):
+    """The rule of a fast ``read`` op of `kind` on `st`, or None when the pure path must
+    decide."""
+    if hot is None or not (_field(st, _rights) & 1):
+        return None
+    return _fast_rule(<tuple>hot, kind, _field(st, _key), "", "read", _field(st, _root))
 
 
 def getitem(self, key):
@@ -405,6 +413,26 @@ def new_proxy(st):
     if not _ready or type(st) is not _State:
         raise TypeError("new_proxy needs a State (and a configured module)")
     return _new_proxy(st, _field(st, _obj))
+
+
+cdef object _run_fast(object cls, object m, object tgt, tuple h, object rule, object effect,
+                      dict fields, object fn, tuple fargs, object rights, object cap, bint code_call):
+    """`Membrane._run` from the call on, for an op admitted on its fast path: run
+    ``fn(*fargs)``, wrap the result (`Membrane.out`'s cases), record on `tgt`."""
+    cdef long long p0 = pp_perf_ns()
+    cdef double t0 = h[1]
+    cdef long long pp0 = h[2]
+    ver = _field(tgt, _ver)
+    try:
+        res = fn(*fargs)
+    except BaseException as e:
+        m._failed(cls, tgt, p0, e, fields, effect)
+        raise
+    recs = h[0]  # not typed `list`: a list subclass's own append must run (replay's does)
+    out, val = _c_out(m, res, tgt, "", rights, cap or tgt.cap, len(recs), code_call)
+    recs.append(cls(len(recs), t0 + (p0 - pp0) * 1e-9, h[3], _field(tgt, _ref), ver, effect,
+                    "allow", rule, h[4], out, pp_perf_ns() - p0, **fields))
+    return val
 
 
 cdef tuple _plain_args(tuple args):
@@ -476,13 +504,9 @@ def call(self, *args, **kwargs):
     bit = _bit.get(effect)
     if bit is None or not (bit & rights) or effect == "mutate":
         return m.call(st, args, kwargs)
-    fast = (<tuple>hot)[6]
-    if fast is None:
-        rule = ""
-    else:
-        rule = fast.get(("call", key, member, effect, _field(target, _root)))
-        if rule is None:
-            return m.call(st, args, kwargs)
+    rule = _fast_rule(<tuple>hot, "call", key, member, effect, _field(target, _root))
+    if rule is None:
+        return m.call(st, args, kwargs)
     cap = (target.cap if own != _all_rights else "") or acap
     if st.method:
         fields = {"name": member, "args": eargs, "kwargs": {}}
@@ -490,24 +514,9 @@ def call(self, *args, **kwargs):
         fields = {"args": eargs, "kwargs": {}, "callee": f"{key.display}.{member}"}
     ctx = m._callback_ctx
     ctx.append((target, rights, cap))
-    cdef tuple h = <tuple>hot
-    cdef long long p0, pp0
-    cdef double t0
     try:
-        p0 = pp_perf_ns()
-        ver = _field(target, _ver)
-        try:
-            res = _field(st, _obj)(*rargs)
-        except BaseException as e:
-            m._failed(_Call, target, p0, e, fields, effect)
-            raise
-        recs = h[0]
-        out, val = _c_out(m, res, target, "", rights, cap or target.cap, len(recs), True)
-        t0 = h[1]
-        pp0 = h[2]
-        recs.append(_Call(len(recs), t0 + (p0 - pp0) * 1e-9, h[3], _field(target, _ref), ver, effect,
-                          "allow", rule, h[4], out, pp_perf_ns() - p0, **fields))
-        return val
+        return _run_fast(_Call, m, target, <tuple>hot, rule, effect, fields, _field(st, _obj), rargs,
+                         rights, cap, True)
     finally:
         ctx.pop()
 
@@ -526,28 +535,9 @@ def binop(self, st, name, other):
     rights = _field(st, _rights) & orights
     if not (rights & _bit["compute"]):
         return _pure_binop(m, st, name, other)
-    fast = (<tuple>hot)[6]
-    if fast is None:
-        rule = ""
-    else:
-        rule = fast.get(("binop", _field(st, _key), name, "compute", _field(st, _root)))
-        if rule is None:
-            return _pure_binop(m, st, name, other)
-    cap = st.cap or ocap
-    fields = {"name": name, "other": eargs[0]}
-    cdef tuple h = <tuple>hot
-    cdef long long p0 = pp_perf_ns(), pp0
-    cdef double t0
-    ver = _field(st, _ver)
-    try:
-        res = _binop_funcs[name](_field(st, _obj), rargs[0])
-    except BaseException as e:
-        m._failed(_BinOp, st, p0, e, fields, "compute")
-        raise
-    recs = h[0]
-    out, val = _c_out(m, res, st, "", rights, cap or st.cap, len(recs), False)
-    t0 = h[1]
-    pp0 = h[2]
-    recs.append(_BinOp(len(recs), t0 + (p0 - pp0) * 1e-9, h[3], _field(st, _ref), ver, "compute",
-                       "allow", rule, h[4], out, pp_perf_ns() - p0, **fields))
-    return val
+    rule = _fast_rule(<tuple>hot, "binop", _field(st, _key), name, "compute", _field(st, _root))
+    if rule is None:
+        return _pure_binop(m, st, name, other)
+    return _run_fast(_BinOp, m, st, <tuple>hot, rule, "compute", {"name": name, "other": eargs[0]},
+                     _binop_funcs[name], (_field(st, _obj), rargs[0]), rights, st.cap or ocap, False)
+

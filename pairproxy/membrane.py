@@ -856,16 +856,14 @@ class Membrane:
         named by the record (a method's owner), `st` the proxy the op came through;
         `key` is what the policy matches (default: the target's type)."""
         tgt = target or st
-        if self._max_ops is None and BIT[effect] & have:
+        hot = self._hot
+        rule: str | None = None
+        if hot is not None and BIT[effect] & have:
             # The per-op fast path: nothing to judge, or a decision the policy made once
             # for this op's static key and that no argument can change.
-            if self.policy is None:
-                rule = ""
-            else:
-                rule = self.fast_ops.get((kind, key or tgt.key, member, effect, tgt.root))  # type: ignore[assignment]
-                if rule is None:
-                    rule = self.admit(tgt, kind, key or tgt.key, member, effect, have, cap, args, kwargs, cls, fields).rule
-        else:
+            fast = hot[6]
+            rule = "" if fast is None else fast.get((kind, key or tgt.key, member, effect, tgt.root))
+        if rule is None:
             rule = self.admit(tgt, kind, key or tgt.key, member, effect, have, cap, args, kwargs, cls, fields).rule
         p0 = _perf()
         ver = tgt.ver
