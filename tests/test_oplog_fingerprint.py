@@ -225,6 +225,18 @@ class TestArrowStrings:
         moved[0], moved[1] = moved[0] + moved[1][:1], moved[1][1:]  # same bytes, other lengths
         assert F._arrow_digest(pa.array(moved), sample) not in digests
 
+    @given(st.lists(st.text(max_size=6), max_size=F._FEW_STRINGS))
+    def test_a_few_strings_hash_as_their_arrow_buffers_do(self, values: list[str]) -> None:
+        import pyarrow as pa
+
+        # the Python route for a few strings, against the buffer route it stands in for
+        arrays = [pa.array(values, type=t) for t in (pa.string(), pa.large_string())]
+        few = [F._arrow_digest(a, None) for a in arrays] + [F._polars_digest(pl.Series(values, dtype=pl.String), pl.String(), None, {})]
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(F, "_FEW_STRINGS", -1)
+            buffers = [F._arrow_digest(a, None) for a in arrays] + [F._polars_digest(pl.Series(values, dtype=pl.String), pl.String(), None, {})]
+        assert few == buffers and len(set(few)) == 1
+
     def test_polars_strings_hash_alike_whether_or_not_pyarrow_was_imported(self) -> None:
         import subprocess
         import sys
