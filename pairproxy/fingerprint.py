@@ -92,16 +92,12 @@ def fingerprint(value: Any) -> O.Fingerprint:
     return _fingerprint(value, {})
 
 
-def apply_pending(
-    records: list[O.Op], pending: list[tuple[int, Any]], held: Callable[[Any], bool] | None = None
-) -> None:
+def apply_pending(records: list[O.Op], pending: list[tuple[int, Any]]) -> None:
     """Store fingerprints of `pending` ``(seq, value)`` pairs in ``records[seq].fp``.
 
     Entries whose record is not appended yet stay pending; the rest are removed.  Several
-    values minted by one op (a tuple result) get one combined fingerprint.  With `held`,
-    only values it says the agent still holds are hashed: a temporary the agent already
-    dropped keeps ``fp=None`` (hashing every intermediate of a pipeline would cost more
-    than the pipeline; a replay drops the same temporaries, so it compares the same set).
+    values minted by one op (a tuple result) get one combined fingerprint.  (The membrane
+    first drops the temporaries agent code let go of: `Membrane.fingerprint_pending`.)
     """
     if not pending:
         return
@@ -110,8 +106,7 @@ def apply_pending(
     keep: list[tuple[int, Any]] = []
     for seq, value in pending:
         if seq < n:
-            if held is None or held(value):
-                by_seq.setdefault(seq, []).append(value)
+            by_seq.setdefault(seq, []).append(value)
         else:
             keep.append((seq, value))
     pending[:] = keep

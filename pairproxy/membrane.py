@@ -547,14 +547,25 @@ class Membrane:
 
     def fingerprint_pending(self) -> None:
         """Fingerprint the pending results the agent still holds (see `apply_pending`);
-        with ``fp_all`` (a replay), every pending result."""
-        apply_pending(self._records, self.pending_fp, None if self.fp_all else self._held)
+        with ``fp_all`` (a replay), every pending result.
 
-    def _held(self, obj: Any) -> bool:
-        # A proxy held only by the identity map (and this frame and getrefcount's
-        # argument) is a temporary the agent has dropped.
-        px = self._by_id.get(id(obj))
-        return px is None or sys.getrefcount(px) > 3
+        A temporary the agent already dropped keeps ``fp=None``: hashing every
+        intermediate of a pipeline would cost more than the pipeline, and a replay drops
+        the same temporaries, so it compares the same set.
+        """
+        pending = self.pending_fp
+        if not self.fp_all:
+            n, by_id, getrc = len(self._records), self._by_id, sys.getrefcount
+            kept = []
+            for entry in pending:  # inline: a function call per value costs more than the test
+                if entry[0] < n:
+                    px = by_id.get(id(entry[1]))
+                    # held by nothing but the identity map, `px` and getrefcount's argument
+                    if px is not None and getrc(px) <= 3:
+                        continue
+                kept.append(entry)
+            pending[:] = kept
+        apply_pending(self._records, pending)
 
     def sweep(self) -> None:
         """Forget values nobody can reach again, so their real objects can be freed.

@@ -119,8 +119,11 @@ class TestApplyPending:
     def test_a_long_loop_does_not_keep_every_result(self) -> None:
         s = pp.Session()
         ns = {"df": df()}
-        s.exec(f"for i in range({F.BATCH * 2 + 5}):\n    x = df[['v']] * i", ns)
+        s.exec(f"kept = df[['v']]\nfor i in range({F.BATCH * 2 + 5}):\n    x = df[['v']] * i", ns)
         assert s._m.pending_fp == []
+        # hashed in the loop's first batch, while only the agent's globals held it
+        first = pp.proxy.state_of(ns["kept"]).ref
+        assert next(r for r in s.records if isinstance(r.out, O.Ref) and r.out.ref == first).fp is not None
         # what the agent kept (the last `x`) is fingerprinted; the temporaries it dropped
         # along the way are not hashed at all
         last_x = pp.proxy.state_of(ns["x"]).ref
