@@ -19,10 +19,13 @@ before or reached again, a bound method of the parent) and `proxy.new_proxy` on 
 path.
 
 A proxy's state and the state's fields are read at the offsets their member descriptors
-name (`configure` checks each is a plain object slot), not through attribute lookup.
+name (`configure` checks each is a plain object slot), not through attribute lookup.  A
+proxy class's type slots for attribute reads, items, ``next`` and calls point straight at
+this module (`install_slots`), not at Python's wrappers that look the method up by name.
 """
 
-from cpython.object cimport PyObject, PyTypeObject
+from cpython.object cimport PyObject, PyTypeObject, PyObject_TypeCheck
+from cpython.module cimport PyModule_Check
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_READ_CHAR
@@ -53,6 +56,19 @@ cdef extern from *:
     #define pp_slot(o, off) (*(PyObject **)((char *)(o) + (off)))
     /* A tuple (subclass) that iterates as a tuple: its items are what iterating gives. */
     #define pp_tuple_iter(o) (Py_TYPE(o)->tp_iter == PyTuple_Type.tp_iter)
+    /* A proxy class's type slots pointed straight at the compiled functions (NULL: leave
+       the slot).  Otherwise Python goes through its slot wrappers, which look the method
+       up by name and call it with the arguments repacked (and, for attributes, fall
+       back to ``__getattr__`` on AttributeError). */
+    static void pp_set_slots(PyObject *cls, void *getattro, void *subscript, void *iternext,
+                             void *call) {
+        PyTypeObject *t = (PyTypeObject *)cls;
+        if (getattro) t->tp_getattro = (getattrofunc)getattro;
+        if (subscript && t->tp_as_mapping) t->tp_as_mapping->mp_subscript = (binaryfunc)subscript;
+        if (iternext) t->tp_iternext = (iternextfunc)iternext;
+        if (call) t->tp_call = (ternaryfunc)call;
+        PyType_Modified(t);
+    }
     /* Store a new reference to v in an object slot (releasing what it held). */
     static inline void pp_set_slot(PyObject *o, Py_ssize_t off, PyObject *v) {
         PyObject **p = (PyObject **)((char *)o + off);
@@ -65,6 +81,7 @@ cdef extern from *:
     PyObject* pp_slot(object o, Py_ssize_t off)
     bint pp_tuple_iter(object o)
     void pp_set_slot(object o, Py_ssize_t off, object v)
+    void pp_set_slots(object cls, void *getattro, void *subscript, void *iternext, void *call)
 
 cdef bint _ready = False
 # From the pure-Python modules (see `configure`):
@@ -181,7 +198,9 @@ cdef inline bint _is_literal(object res, type t) except -1:
 
 cdef inline object _state_of(object self):
     """The proxy's `State`, or None when this is not the layout `configure` checked."""
-    if not _ready or not isinstance(self, _Proxy):
+    # the real type, not isinstance(): a `__class__` that names a proxy class must not
+    # pass for a proxy's layout
+    if not _ready or not PyObject_TypeCheck(self, <PyTypeObject*>_Proxy):
         return None
     cdef PyObject* sp = pp_slot(self, _slot)
     if sp is NULL or type(<object>sp) is not _State:
@@ -213,9 +232,9 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
         if getattr(res, "__self__", None) is not _field(parent, _obj):
             return _pure_out(m, res, parent, via, rights, cap, seq, code_call)
         return _out_method(m, res, parent, via, seq)
-    if k != _OBJ or isinstance(res, _ModuleType):
+    if k != _OBJ or PyModule_Check(res):
         return _pure_out(m, res, parent, via, rights, cap, seq, code_call)
-    by_id = m._by_id
+    cdef dict by_id = m._by_id
     rid = id(res)
     known = by_id.get(rid)
     if known is not None:  # reached again: the same proxy, attenuated by a weaker path
@@ -226,7 +245,7 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
             kst.cap = cap
         return _Ref(_field(kst, _ref), _field(kst, _ver)), known
     # a new value: `Membrane._new_state`, `new_proxy` and the bookkeeping, inline
-    code = isinstance(res, _code_types) or (parent.code and callable(res) and not code_call)
+    code = _is_code(res, t) or (parent.code and callable(res) and not code_call)
     ref = m._next_ref
     m._next_ref = ref + 1
     key = _c_key_of(res)
@@ -245,6 +264,33 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
     if len(by_id) > m._sweep_at:
         m.sweep()
     return _Ref(ref, 0, key.display), px
+
+
+cdef dict _code_by_type = {}  # type -> whether its instances are `_code_types`, where type() tells
+
+
+cdef inline bint _is_code(object res, type t) except -1:
+    """``isinstance(res, _code_types)``, remembered per type for types whose ``__class__``
+    is ``object``'s (isinstance then goes by the type alone)."""
+    hit = _code_by_type.get(t)
+    if hit is None:
+        if _class_attr(t) is not _object_class:
+            return isinstance(res, _code_types)
+        if len(_code_by_type) > 4096:
+            _code_by_type.clear()
+        hit = _code_by_type[t] = issubclass(t, _code_types)
+    return hit is True
+
+
+cdef object _object_class = vars(object)["__class__"]
+
+
+cdef inline object _class_attr(type t):
+    for base in t.__mro__:
+        found = vars(base).get("__class__")
+        if found is not None:
+            return found
+    return None
 
 
 cdef inline object _c_key_of(object obj):
@@ -309,6 +355,25 @@ cdef inline object _record(object cls, object m, object st, tuple h, object rule
 
 def getattribute(self, name):
     """`Proxy.__getattribute__`, compiled (see the module docstring)."""
+    return _getattro(self, name)
+
+
+def install_slots(cls):
+    """Point proxy class `cls`'s type slots straight at the compiled paths it uses:
+    attribute reads always; items, ``next`` and calls where its ``__getitem__``,
+    ``__next__`` and ``__call__`` are the compiled ones.  Python puts a slot back on its
+    wrapper when the class's method of that name is assigned again (as
+    `hotpath.use_compiled` does)."""
+    if not (_ready and isinstance(cls, type) and issubclass(cls, _Proxy)):
+        raise TypeError("install_slots needs a proxy class (and a configured module)")
+    pp_set_slots(cls, <void*>_getattro,
+                 <void*>_getitem if getattr(cls, "__getitem__", None) is getitem else NULL,
+                 <void*>_next if getattr(cls, "__next__", None) is next_ else NULL,
+                 <void*>_tp_call if getattr(cls, "__call__", None) is call else NULL)
+
+
+cdef object _getattro(object self, object name):
+    # A `getattrofunc`: Python calls it with a str name.
     st = _state_of(self)
     if st is None or type(name) is not str:
         return _pure_getattribute(self, name)
@@ -357,6 +422,10 @@ cdef inline object _run_rule(object hot, object st, object kind):
 
 def getitem(self, key):
     """`Proxy.__getitem__`, compiled, for keys that cross as themselves."""
+    return _getitem(self, key)
+
+
+cdef object _getitem(object self, object key):
     st = _state_of(self)
     if st is None:
         return _pure_getitem(self, key)
@@ -377,6 +446,10 @@ def getitem(self, key):
 
 def next_(self):
     """`Proxy.__next__`, compiled."""
+    return _next(self)
+
+
+cdef object _next(object self):
     st = _state_of(self)
     if st is None:
         return _pure_next(self)
@@ -472,6 +545,15 @@ cdef tuple _plain_args(tuple args):
 def call(self, *args, **kwargs):
     """`Proxy.__call__`, compiled: `Membrane.call` without keyword arguments, for a
     method or a function found as an attribute (see the module docstring)."""
+    return _call(self, args, kwargs)
+
+
+cdef object _tp_call(object self, object args, PyObject* kwargs):
+    # A `ternaryfunc`: `kwargs` is NULL when there are none.
+    return _call(self, <tuple>args, {} if kwargs is NULL else <dict>kwargs)
+
+
+cdef object _call(object self, tuple args, dict kwargs):
     st = _state_of(self)
     if st is None or kwargs:
         return _pure_call(self, *args, **kwargs)

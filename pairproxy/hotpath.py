@@ -84,15 +84,20 @@ def use_compiled(enabled: bool) -> None:
     P.new_proxy = M.new_proxy = make
     M.Membrane.out = out  # type: ignore[method-assign]
     M.Membrane.binop = binop  # type: ignore[method-assign]
+    # Assigning these puts every proxy class back on Python's slot wrappers; compiled,
+    # each class's slots then point straight at `_speedups` (`install_slots`).
     P.Proxy.__getattribute__ = getattribute  # type: ignore[method-assign]
     P.Proxy.__getitem__ = getitem  # type: ignore[method-assign]
+    P._INSTALL_SLOTS = _compiled.install_slots if enabled else None
     # ``__next__`` and ``__call__`` are optional slots: only proxy classes whose real
     # type has one get it.
     P._OPTIONAL.update(optional)
-    for cls in P._CLASSES.values():
+    for cls in (P.Proxy, *P._CLASSES.values()):
         for name, fn in optional.items():
             if name in vars(cls):
                 setattr(cls, name, fn)
+        if enabled:
+            _compiled.install_slots(cls)
 
 
 def pure_requested() -> bool:

@@ -16,6 +16,7 @@ they do on the real object.
 from __future__ import annotations
 
 import operator
+import threading
 from typing import Any
 
 import msgspec
@@ -67,6 +68,11 @@ class State(msgspec.Struct, eq=False):
         return f"<State ref {self.ref}@{self.ver} of {type(self.obj).__qualname__}>"
 
 
+#: The AttributeError the pure-Python `Proxy.__getattribute__` raised last, per thread,
+#: for `Proxy.__getattr__` to raise again.
+_ATTRIBUTE_ERROR = threading.local()
+
+
 def _sealed(what: str) -> PolicyDenied:
     return PolicyDenied(
         f"{what} is sealed: agent code works with the value through the proxy and "
@@ -92,9 +98,20 @@ class Proxy(wrapt.BaseObjectProxy):  # type: ignore[misc]
 
     def __getattribute__(self, name: str) -> Any:
         st = _get(self)
-        if name[:1] == "_":
-            return _underscore_attr(st, name)
-        return st.m.attr(st, name)
+        try:
+            if name[:1] == "_":
+                return _underscore_attr(st, name)
+            return st.m.attr(st, name)
+        except AttributeError as e:
+            _ATTRIBUTE_ERROR.error = e  # for __getattr__, which Python calls next
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        # Python calls this when __getattribute__ raised AttributeError.  wrapt's would
+        # read the attribute off the real object, unjudged and unwrapped (a property that
+        # fails once and then works would hand over its raw value): the error stands.
+        e, _ATTRIBUTE_ERROR.error = getattr(_ATTRIBUTE_ERROR, "error", None), None
+        raise e if e is not None else AttributeError(f"{type(self).__qualname__!r} object has no attribute {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name[:1] == "_" and (name.startswith("_self_") or name in _SEALED_NAMES):
@@ -411,6 +428,8 @@ def _underscore_attr(st: State, name: str) -> Any:
 
 _CLASSES: dict[type, type] = {}
 PROXY_TYPES: set[type] = set()
+#: Set by `hotpath.use_compiled`: points a new proxy class's type slots at the compiled paths.
+_INSTALL_SLOTS: Any = None
 
 
 def proxy_class(cls: type) -> type:
@@ -425,6 +444,8 @@ def proxy_class(cls: type) -> type:
         pc.__qualname__ = getattr(cls, "__qualname__", cls.__name__)
         if not _defines(cls, "__hash__"):
             pc.__hash__ = None  # type: ignore[assignment]
+        if _INSTALL_SLOTS is not None:
+            _INSTALL_SLOTS(pc)
         _CLASSES[cls] = pc
         PROXY_TYPES.add(pc)
     return pc

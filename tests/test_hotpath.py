@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,12 @@ def test_switching_applies_to_existing_proxies_and_is_reported() -> None:
 # --- one program, both paths --------------------------------------------------------------
 
 
+class Pretender:
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # noqa: D105
+        return types.FunctionType
+
+
 class Thing:
     """Attributes of every kind the attribute path sorts: literals at their limits,
     containers, methods, properties that raise, underscore names."""
@@ -93,6 +100,13 @@ class Thing:
     def fresh(self) -> list[int]:
         return [self.n]
 
+    @property
+    def flaky(self) -> list[int]:  # AttributeError on every other read
+        self.reads = getattr(self, "reads", 0) + 1
+        if self.reads % 2:
+            raise AttributeError("not this time")
+        return [self.reads]
+
     # methods the call steps use: a new value, the same value again, an argument back, an error
     def make(self, *args: Any) -> list[int]:
         return [len(args)]
@@ -107,6 +121,8 @@ class Thing:
         raise ValueError(f"failed with {len(args)} arguments")
 
     helper = staticmethod(lambda *args: ("helped", len(args)))  # a function, not a method
+    kind = OrderedList = type("OrderedList", (list,), {})  # a class: code, like functions
+    pretender = Pretender()  # isinstance() believes its __class__: a function, so code
 
 
 class Text(str):
@@ -115,7 +131,7 @@ class Text(str):
 
 NAMES = [
     "n", "big", "edge", "low", "lower", "inf", "nan", "short", "long", "flag", "none", "ratio",
-    "items", "table", "seq", "method", "broken", "fresh", "missing", "_private", "__class__",
+    "items", "table", "seq", "method", "broken", "fresh", "flaky", "kind", "pretender", "missing", "_private", "__class__",
     "__array__", "_self_st", "__wrapped__",
 ]
 
@@ -225,8 +241,8 @@ def _run(compiled: bool, policy: Any, budget: int | None, steps: list[tuple[str,
         if kind == "attr":
             current = v if pp.is_proxy(v) else root  # read on from a container or method too
     records = [msgspec.structs.replace(r, t=0.0, dur=0) for r in s.records]
-    # and where every value stands: version, rights, capability
-    states = sorted((st.ref, st.ver, st.rights, st.cap) for st in map(pp.proxy.state_of, s._m._by_id.values()))
+    # and where every value stands: version, rights, capability, whether it is code
+    states = sorted((st.ref, st.ver, st.rights, st.cap, st.code) for st in map(pp.proxy.state_of, s._m._by_id.values()))
     return outcomes, records + states
 
 
@@ -318,6 +334,28 @@ def test_a_compiled_proxy_is_a_whole_proxy_and_frees_what_it_holds() -> None:
     assert sys.getrefcount(target) == base  # neither the proxy nor its state leaks the object
     with pytest.raises(TypeError):
         _speedups.new_proxy(object())
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_failed_attribute_read_is_not_retried_on_the_real_object(compiled: bool) -> None:
+    # Python answers an AttributeError from __getattribute__ by calling __getattr__;
+    # wrapt's reads the real object's attribute again, unjudged and unwrapped.
+    if compiled and not hotpath.compiled_available():
+        pytest.skip("compiled path not built")
+    before = hotpath.active()
+    try:
+        hotpath.use_compiled(compiled)
+        s = pp.Session()
+        t = Thing()
+        ns: dict[str, Any] = {"t": t}
+        with pytest.raises(AttributeError, match="not this time"):
+            s.exec("v = t.flaky", ns)
+        assert t.reads == 1 and "v" not in ns  # read once, not twice
+        s.exec("v = t.flaky", ns)  # the second read works: a proxy, as for any value
+        assert t.reads == 2 and pp.is_proxy(ns["v"]) and pp.unwrap(ns["v"]) == [2]
+        assert s.exec("hasattr(t, 'flaky')", ns) is False and t.reads == 3
+    finally:
+        hotpath.use_compiled(before == "compiled")
 
 
 def test_a_non_proxy_is_refused_as_by_the_slot_descriptor() -> None:
