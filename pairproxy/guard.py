@@ -270,6 +270,10 @@ _NEEDS_PASS_SUBSTRINGS = ("except", "class", "__", "_self_")
 _RELATIVE_IMPORT = re.compile(r"from\s*\.")
 _NEEDS_PASS_WORDS = FRAME_ATTRS | {"format", "format_map"}
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Each of `_NEEDS_PASS_WORDS` holds one of these: text without any holds none of them.
+_WORD_MARKS = ("f_", "gi_", "cr_", "ag_", "tb_", "co_", "im_", "func_", "cell_", "_getframe", "format")
+if not all(any(m in w for m in _WORD_MARKS) for w in _NEEDS_PASS_WORDS):  # pragma: no cover
+    raise AssertionError("a word the guard's pass acts on has no mark in _WORD_MARKS")
 
 
 def _needs_pass(code: str) -> bool:
@@ -280,6 +284,8 @@ def _needs_pass(code: str) -> bool:
         return True
     if "from" in code and _RELATIVE_IMPORT.search(code) is not None:
         return True
+    if not any(mark in code for mark in _WORD_MARKS):  # most code: no identifier scan
+        return False
     return not _NEEDS_PASS_WORDS.isdisjoint(_IDENTIFIER.findall(code))
 
 
