@@ -550,20 +550,24 @@ def call(self, *args, **kwargs):
 
 cdef object _tp_call(object self, object args, PyObject* kwargs):
     # A `ternaryfunc`: `kwargs` is NULL when there are none.
-    return _call(self, <tuple>args, {} if kwargs is NULL else <dict>kwargs)
+    return _call(self, <tuple>args, None if kwargs is NULL else <dict>kwargs)
 
 
 cdef object _call(object self, tuple args, dict kwargs):
-    st = _state_of(self)
-    if st is None or kwargs:
+    # `kwargs`: None or empty when there are none (the calls below without them get a
+    # new empty dict, as ``**kwargs`` would give; the fast path makes none)
+    if kwargs:
         return _pure_call(self, *args, **kwargs)
+    st = _state_of(self)
+    if st is None:
+        return _pure_call(self, *args)
     m = _field(st, _m)
     hot = m._hot
     if hot is None:
-        return m.call(st, args, kwargs)
+        return m.call(st, args, {})
     plain = _plain_args(args)
     if plain is None:
-        return m.call(st, args, kwargs)
+        return m.call(st, args, {})
     # `Membrane._callee`, its two cases that need no search
     if st.method:
         target = st.owner
@@ -572,9 +576,9 @@ cdef object _call(object self, tuple args, dict kwargs):
     elif st.pkey is not None:
         target, key, member = st, st.pkey, st.via
     else:
-        return m.call(st, args, kwargs)
+        return m.call(st, args, {})
     if member in _pandas_scoped:
-        return m.call(st, args, kwargs)
+        return m.call(st, args, {})
     rargs, eargs, arights, acap = plain
     own = _all_rights if target.code else _field(target, _rights)
     rights = own & arights
@@ -585,10 +589,10 @@ cdef object _call(object self, tuple args, dict kwargs):
         effect = "compute"
     bit = _bit.get(effect)
     if bit is None or not (bit & rights) or effect == "mutate":
-        return m.call(st, args, kwargs)
+        return m.call(st, args, {})
     rule = _fast_rule(<tuple>hot, "call", key, member, effect, _field(target, _root))
     if rule is None:
-        return m.call(st, args, kwargs)
+        return m.call(st, args, {})
     cap = (target.cap if own != _all_rights else "") or acap
     if st.method:
         fields = {"name": member, "args": eargs, "kwargs": {}}
