@@ -25,6 +25,7 @@ this module (`install_slots`), not at Python's wrappers that look the method up 
 """
 
 from cpython.object cimport PyObject, PyTypeObject, PyObject_TypeCheck
+from cpython.dict cimport PyDict_GetItem
 from cpython.module cimport PyModule_Check
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.float cimport PyFloat_AS_DOUBLE
@@ -54,6 +55,13 @@ cdef extern from *:
         return d->offset;
     }
     #define pp_slot(o, off) (*(PyObject **)((char *)(o) + (off)))
+    #define pp_slotp(p, off) (*(PyObject **)((char *)(p) + (off)))
+    #define pp_refcnt(p) Py_REFCNT(p)
+    /* The value of a `pending_fp` entry ``(seq, value)`` at j (borrowed), or NULL. */
+    static inline PyObject *pp_pending_value(PyObject *lst, Py_ssize_t j) {
+        PyObject *e = PyList_GET_ITEM(lst, j);
+        return (PyTuple_Check(e) && PyTuple_GET_SIZE(e) == 2) ? PyTuple_GET_ITEM(e, 1) : NULL;
+    }
     /* A tuple (subclass) that iterates as a tuple: its items are what iterating gives. */
     #define pp_tuple_iter(o) (Py_TYPE(o)->tp_iter == PyTuple_Type.tp_iter)
     /* A proxy class's type slots pointed straight at the compiled functions (NULL: leave
@@ -79,6 +87,9 @@ cdef extern from *:
     long long pp_perf_ns() nogil
     Py_ssize_t pp_slot_offset(object descr) except? -2
     PyObject* pp_slot(object o, Py_ssize_t off)
+    PyObject* pp_slotp(PyObject* p, Py_ssize_t off)
+    Py_ssize_t pp_refcnt(PyObject* p)
+    PyObject* pp_pending_value(object lst, Py_ssize_t j)
     bint pp_tuple_iter(object o)
     void pp_set_slot(object o, Py_ssize_t off, object v)
     void pp_set_slots(object cls, void *getattro, void *subscript, void *iternext, void *call)
@@ -105,6 +116,8 @@ cdef set _proxy_types = None
 cdef object _view_attrs = None
 cdef tuple _code_types = None
 cdef Py_ssize_t _fp_batch = 0
+cdef Py_ssize_t _young_max = 0
+cdef object _released = None
 cdef object _ModuleType = type(__import__("sys"))
 cdef tuple _NO_ARGS = ()
 # Offsets: the proxy's state slot, the State fields, wrapt's wrapped object.
@@ -149,7 +162,7 @@ def configure(P, M, O, pure):
     global _Call, _bit, _all_rights, _pandas_scoped, _ndarray, _pure_binop, _BinOp, _binop_funcs, _inplace
     global _type_keys
     global _Proxy, _State, _TUPLE, _OBJ, _METHOD, _kinds, _classes, _proxy_types, _view_attrs, _code_types
-    global _fp_batch, _slot, _obj, _m, _rights, _key, _root, _ref, _ver, _wrapped
+    global _fp_batch, _young_max, _released, _slot, _obj, _m, _rights, _key, _root, _ref, _ver, _wrapped
     _ready = False
     offsets = []
     for descr in (P._SLOT, *(vars(P.State)[n] for n in ("obj", "m", "rights", "key", "root", "ref", "ver"))):
@@ -163,7 +176,8 @@ def configure(P, M, O, pure):
     _underscore_attr = P._underscore_attr
     _kinds, _TUPLE, _OBJ, _METHOD = M._KIND, M.TUPLE, M.OBJ, M.METHOD
     _view_attrs, _code_types = M.VIEW_ATTRS, M._CODE_TYPES
-    _key_of, _Outbound, _fp_batch = M.key_of, M.Outbound, M.FP_BATCH
+    _key_of, _Outbound, _fp_batch, _young_max = M.key_of, M.Outbound, M.FP_BATCH, M.YOUNG
+    _released = M._RELEASED
     _type_keys = M.key_of.__globals__["_TYPE_KEYS"]
     _Attr, _GetItem, _Next, _Seq, _Ref, _Call = O.Attr, O.GetItem, O.Next, O.Seq, O.Ref, O.Call
     _bit, _all_rights, _pandas_scoped, _ndarray = M.BIT, M.ALL_RIGHTS, M._PANDAS_SCOPED, M._ndarray
@@ -261,6 +275,12 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
         pending.append((seq, res))
         if len(pending) >= _fp_batch:  # a long loop: do not keep every result alive
             m.fingerprint_pending()
+    cdef list young = m._young
+    if young:
+        _release_young(m, young, by_id)
+    young.append(rid)
+    if len(young) > _young_max:
+        del young[0]
     if len(by_id) > m._sweep_at:
         m.sweep()
     return _Ref(ref, 0, key.display), px
@@ -315,6 +335,9 @@ cdef tuple _out_method(object m, object res, object parent, object via, object s
         mst = _field(px, _slot)
         if _field(mst, _obj) == res:
             return _Ref(_field(mst, _ref), 0), px
+    cdef list young = m._young
+    if young:  # the call about to run may allocate: let go first
+        _release_young(m, young, m._by_id)
     ref = m._next_ref
     m._next_ref = ref + 1
     key = _c_key_of(res)
@@ -323,6 +346,57 @@ cdef tuple _out_method(object m, object res, object parent, object via, object s
     m._origin[ref] = seq
     px = cache[via] = _new_proxy(st, res)
     return _Ref(ref, 0, key.display), px
+
+
+cdef int _release_young(object m, list young, dict by_id) except -1:
+    """`Membrane._release_young`: newest first, `_let_go` each of the newest values."""
+    cdef Py_ssize_t i
+    cdef bint fp_all = m.fp_all
+    for i in range(len(young) - 1, -1, -1):
+        if _let_go_young(m, by_id, young[i], fp_all):
+            del young[i]
+    return 0
+
+
+cdef bint _let_go_young(object m, dict by_id, object rid, bint fp_all) except -1:
+    """`Membrane._let_go(rid, scan_pending=True)` on borrowed references: the counts
+    below are the holders themselves, with no local or argument among them."""
+    cdef PyObject* p = PyDict_GetItem(by_id, rid)
+    if p is NULL:
+        return True
+    if pp_refcnt(p) > 1:  # held by more than the map
+        return False
+    cdef PyObject* sp = pp_slotp(p, _slot)
+    if sp is NULL or type(<object>sp) is not _State:
+        return False
+    methods = (<object>sp).methods
+    if methods:
+        # a bound-method proxy nobody holds (it holds the object)
+        for name in [n for n in <dict>methods if pp_refcnt(PyDict_GetItem(methods, n)) <= 1]:
+            del methods[name]
+        if methods:
+            return False
+    cdef PyObject* op = pp_slotp(sp, _obj)
+    cdef Py_ssize_t at = -1, j, stop
+    cdef list pending
+    if not fp_all:
+        pending = m.pending_fp
+        j = len(pending) - 1
+        stop = max(-1, j - 2 * _young_max)
+        while j > stop:
+            if pp_pending_value(pending, j) is op:
+                at = j
+                break
+            j -= 1
+    # the proxy's wrapped reference and State (and the pending entry)
+    if pp_refcnt(op) > (2 if at < 0 else 3):
+        return False
+    if at >= 0:
+        if (<tuple>pending[at])[0] >= len(m._records):
+            return False  # its op is under way (a tuple result being built)
+        pending[at] = _released
+    del by_id[rid]
+    return True
 
 
 def out(self, res, parent, via, rights, cap, seq, code_call=False):

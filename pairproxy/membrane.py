@@ -154,6 +154,11 @@ CANNOT = {
 
 #: Attribute names that return a view acting on their owner (mutations bump the owner).
 VIEW_ATTRS = frozenset({"loc", "iloc", "at", "iat"})
+#: The newest values that every new value checks for temporaries to let go
+#: (`Membrane._release_young`).
+YOUNG = 8
+#: What a `pending_fp` entry becomes when its value is let go before being fingerprinted.
+_RELEASED = (-1, None)
 
 
 class Membrane:
@@ -191,6 +196,9 @@ class Membrane:
         # (seq, value) of results minted since the last flush: their fingerprints are
         # computed off the per-op path, when the session flushes (see fingerprint.py).
         self.pending_fp: list[tuple[int, Any]] = []
+        # ids of the newest values, oldest first: a pipeline's temporaries are let go
+        # when the next value is made (`_release_young`).
+        self._young: list[int] = []
         self._exec_start = 0
         # (target, rights, cap) of the calls under way, innermost last: what an agent
         # callback invoked by real code receives is derived from them.
@@ -494,6 +502,8 @@ class Membrane:
                 mst = _get(px)
                 if mst.obj == res:
                     return O.Ref(mst.ref, 0), px
+            if self._young:  # the call about to run may allocate: let go first
+                self._release_young()
             st = self._new_state(res, parent.rights, parent.cap, parent.root, parent, via, True)
             self._origin[st.ref] = seq
             px = cache[via] = new_proxy(st)
@@ -525,6 +535,12 @@ class Membrane:
             pending.append((seq, res))
             if len(pending) >= FP_BATCH:  # a long loop: do not keep every result alive
                 self.fingerprint_pending()
+        young = self._young
+        if young:
+            self._release_young()
+        young.append(id(res))
+        if len(young) > YOUNG:
+            del young[0]
         if len(by_id) > self._sweep_at:
             self.sweep()
         return O.Ref(st.ref, 0, st.key.display), px
@@ -558,6 +574,8 @@ class Membrane:
             n, by_id, getrc = len(self._records), self._by_id, sys.getrefcount
             kept = []
             for entry in pending:  # inline: a function call per value costs more than the test
+                if entry is _RELEASED:
+                    continue
                 if entry[0] < n:
                     px = by_id.get(id(entry[1]))
                     # held by nothing but the identity map, `px` and getrefcount's argument
@@ -566,6 +584,67 @@ class Membrane:
                 kept.append(entry)
             pending[:] = kept
         apply_pending(self._records, pending)
+
+    def _release_young(self) -> None:
+        """Let go of the values minted lately that the agent has already dropped.
+
+        Plain Python frees a pipeline's temporaries (``df["x"] > 3`` once the filter has
+        run) at once; without this the identity map would hold them, and the memory
+        they use, until the execution ends (a 1e5-row pandas pipeline peaked 2 MB
+        higher).  Runs whenever a value or bound method is made, so before the call that
+        will use it, over the `YOUNG` newest values; older ones wait for `sweep`.  What
+        goes is what `sweep` would take (see `_let_go`): a value nobody can reach again,
+        so ref numbering is the same whenever it runs.
+        """
+        young, by_id, getrc, let_go = self._young, self._by_id, sys.getrefcount, self._let_go
+        # newest first: a value can hold older ones (a group-by holds its keys)
+        for i in range(len(young) - 1, -1, -1):
+            # held by more than the map and getrc's argument: the common case, inline
+            if getrc(by_id.get(young[i])) <= 2 and let_go(young[i], True):
+                del young[i]
+
+    def _let_go(self, rid: int, scan_pending: bool = False) -> bool:
+        """Forget the value with id `rid` if nobody can reach it again; True if it is
+        gone (or was).  Unreachable means: nothing but the identity map holds its proxy
+        (nor any bound-method proxy made from it, which are dropped when nothing holds
+        them) and nothing but its `State` holds the real object.  With `scan_pending`,
+        a not yet fingerprinted entry in `pending_fp` for it (looked for from the newest
+        back) does not count as a holder: it goes too, and keeps its place in the list,
+        so the fingerprint batches end where they would have.  A replay (``fp_all``)
+        fingerprints every result, so there it still holds the value.
+        """
+        by_id = self._by_id
+        px = by_id.get(rid)
+        if px is None:
+            return True
+        getrc = sys.getrefcount
+        if getrc(px) > 3:  # the map, `px` and getrc's argument
+            return False
+        st = _get(px)
+        methods = st.methods
+        if methods:
+            for name in [n for n in methods if getrc(methods[n]) <= 2]:
+                del methods[name]  # a bound-method proxy nobody holds (it holds the object)
+            if methods:
+                return False
+        obj = st.obj
+        at = -1
+        if scan_pending and not self.fp_all:
+            pending = self.pending_fp
+            for at in range(len(pending) - 1, max(-1, len(pending) - 1 - 2 * YOUNG), -1):
+                if pending[at][1] is obj:
+                    break
+            else:
+                at = -1
+        # the proxy's wrapped reference, State, `obj`, getrc's argument (and the entry)
+        if getrc(obj) > (4 if at < 0 else 5):
+            return False
+        if at >= 0:
+            if pending[at][0] >= len(self._records):
+                return False  # its op is under way (a tuple result being built)
+            pending[at] = _RELEASED
+        del by_id[rid]
+        return True
 
     def sweep(self) -> None:
         """Forget values nobody can reach again, so their real objects can be freed.
@@ -584,22 +663,13 @@ class Membrane:
         # Holder counts include getrefcount's own argument; keys only are iterated (a dict
         # items() iterator keeps its last pair alive, which would count as a holder).
         candidates = [i for i in by_id if i not in roots and getrc(by_id[i]) <= 2]
+        let_go = self._let_go
         while candidates:  # freeing one value may free the objects it held: go again
-            kept = []
-            for i in candidates:
-                st = _get(by_id[i])
-                methods = st.methods
-                if methods:
-                    for name in [n for n in methods if getrc(methods[n]) <= 2]:
-                        del methods[name]  # a bound-method proxy nobody holds (it holds the object)
-                # the real object held only by its proxy (the wrapped reference) and State
-                if not methods and getrc(st.obj) <= 3:
-                    del by_id[i]
-                else:
-                    kept.append(i)
+            kept = [i for i in candidates if not let_go(i)]
             if len(kept) == len(candidates):
                 break
             candidates = kept
+        self._young.clear()
         self._sweep_at = max(4096, 2 * len(by_id))
 
     # --- unwrapping arguments -----------------------------------------------------------

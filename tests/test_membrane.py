@@ -312,6 +312,63 @@ class TestIdentityVersionsProvenance:
         assert kept() is None, "a result nobody holds must be freed"
         assert [pp.unwrap(p).n for p in held.values() if isinstance(pp.unwrap(p), Box)] == [0]
 
+    def test_temporaries_are_let_go_within_an_exec_as_without_proxies(self, session):
+        import weakref
+
+        class Blob:
+            def __init__(self, n: int, live: weakref.WeakSet) -> None:
+                self.n, self.live = n, live
+                live.add(self)
+
+            def grouped(self) -> Blob:  # a new value that holds its parent, as a group-by does
+                g = Blob(self.n, self.live)
+                g.parent = self
+                return g
+
+        class Src:
+            def __init__(self) -> None:
+                self.live: weakref.WeakSet = weakref.WeakSet()
+                self.shared = Blob(-2, self.live)
+
+            def make(self, n: int) -> Blob:
+                return Blob(n, self.live)
+
+            def again(self) -> Blob:  # the same object every time, held by the notebook
+                return self.shared
+
+            def alive(self) -> int:
+                return len(self.live)
+
+        code = (
+            "kept = src.make(-1)\n"
+            "for i in range(40):\n"
+            "    src.make(i).grouped().n\n"
+            "first = src.again().n\n"
+            "second = src.again().n\n"
+            "seen = src.alive()\n"
+        )
+        plain: dict = {"src": Src()}
+        exec(code, plain)
+        assert plain["seen"] == 2  # `shared` and `kept`: every temporary is gone already
+        ns: dict = {"src": Src()}
+        n0 = len(session.records)
+        session.exec(code, ns)
+        assert ns["seen"] == plain["seen"]
+        recs = session.records[n0:]
+        again = [r.out.ref for r in recs if isinstance(r, O.Call) and r.name == "again"]
+        assert len(again) == 2 and again[0] == again[1]  # alive elsewhere: the same ref both times
+        assert len([r for r in recs if isinstance(r, O.Call) and r.name in ("make", "grouped")]) == 81
+        # what was let go early is not fingerprinted, as the temporaries found at the end are not
+        ns = {"df": pd.DataFrame({"v": [1.0, 2.0, 3.0]})}
+        n0 = len(session.records)
+        session.exec("kept = df['v'] * 2\nfor i in range(5):\n    (df['v'] * i).sum()\n    df.columns.size\n", ns)
+        cols = {r.out.ref for r in session.records[n0:] if isinstance(r, O.Attr) and r.name == "columns"}
+        assert len(cols) == 1  # dropped each time, but df holds it: one ref throughout
+        muls = [r for r in session.records[n0:] if isinstance(r, O.BinOp)]
+        assert len(muls) == 6 and muls[0].fp is not None and muls[0].fp.hash
+        assert [r.fp for r in muls[1:]] == [None] * 5
+        assert not session._m.pending_fp
+
     def test_values_whose_real_object_lives_on_keep_their_ref_but_are_not_listed(self, session, frame):
         ns = {"df": frame}
         session.exec("cols = df.columns", ns)
