@@ -26,6 +26,7 @@ this module (`install_slots`), not at Python's wrappers that look the method up 
 
 from cpython.object cimport PyObject, PyTypeObject, PyObject_TypeCheck
 from cpython.dict cimport PyDict_GetItem
+from cpython.list cimport PyList_GET_ITEM
 from cpython.module cimport PyModule_Check
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.float cimport PyFloat_AS_DOUBLE
@@ -120,9 +121,13 @@ cdef Py_ssize_t _young_max = 0
 cdef object _released = None
 cdef object _ModuleType = type(__import__("sys"))
 cdef tuple _NO_ARGS = ()
-# Offsets: the proxy's state slot, the State fields, wrapt's wrapped object.
+# Offsets: the proxy's state slot, the State fields, wrapt's wrapped object, the
+# Membrane's slots.
 cdef Py_ssize_t _slot = -1
 cdef Py_ssize_t _obj = -1, _m = -1, _rights = -1, _key = -1, _root = -1, _ref = -1, _ver = -1
+cdef Py_ssize_t _m_hot = -1, _m_records = -1, _m_by_id = -1, _m_origin = -1, _m_pending = -1
+cdef Py_ssize_t _m_young = -1, _m_next_ref = -1, _m_sweep_at = -1, _m_fingerprints = -1, _m_fp_all = -1
+cdef object _Membrane = None
 cdef Py_ssize_t _wrapped = -1
 
 
@@ -163,14 +168,22 @@ def configure(P, M, O, pure):
     global _type_keys
     global _Proxy, _State, _TUPLE, _OBJ, _METHOD, _kinds, _classes, _proxy_types, _view_attrs, _code_types
     global _fp_batch, _young_max, _released, _slot, _obj, _m, _rights, _key, _root, _ref, _ver, _wrapped
+    global _Membrane, _m_hot, _m_records, _m_by_id, _m_origin, _m_pending, _m_young, _m_next_ref
+    global _m_sweep_at, _m_fingerprints, _m_fp_all
     _ready = False
     offsets = []
-    for descr in (P._SLOT, *(vars(P.State)[n] for n in ("obj", "m", "rights", "key", "root", "ref", "ver"))):
+    membrane_slots = ("_hot", "_records", "_by_id", "_origin", "pending_fp", "_young", "_next_ref",
+                      "_sweep_at", "fingerprints", "fp_all")
+    for descr in (P._SLOT, *(vars(P.State)[n] for n in ("obj", "m", "rights", "key", "root", "ref", "ver")),
+                  *(vars(M.Membrane)[n] for n in membrane_slots)):
         off = pp_slot_offset(descr)
         if off < 0:
             raise TypeError(f"{descr!r} is not a plain object slot")
         offsets.append(off)
-    _slot, _obj, _m, _rights, _key, _root, _ref, _ver = offsets
+    _slot, _obj, _m, _rights, _key, _root, _ref, _ver = offsets[:8]
+    (_m_hot, _m_records, _m_by_id, _m_origin, _m_pending, _m_young, _m_next_ref, _m_sweep_at,
+     _m_fingerprints, _m_fp_all) = offsets[8:]
+    _Membrane = M.Membrane
     _wrapped = _find_wrapped(P.Proxy, P._SLOT)
     _Proxy, _State, _classes, _proxy_class, _proxy_types = P.Proxy, P.State, P._CLASSES, P.proxy_class, P.PROXY_TYPES
     _underscore_attr = P._underscore_attr
@@ -191,6 +204,13 @@ cdef inline object _field(object o, Py_ssize_t off):
     if p is NULL:  # never for a State made by the membrane; the pure path explains it
         raise AttributeError(off)
     return <object>p
+
+
+cdef inline object _hot_of(object m):
+    """``m._hot``: at its offset for a `Membrane` (the layout `configure` read)."""
+    if PyObject_TypeCheck(m, <PyTypeObject*>_Membrane):
+        return _field(m, _m_hot)
+    return m._hot
 
 
 cdef inline bint _is_literal(object res, type t) except -1:
@@ -240,7 +260,8 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
     k = _kinds.get(t)
     if k == _TUPLE and pp_tuple_iter(res) and _all_literal(<tuple>res):
         return _Seq("tuple", list(<tuple>res)), res  # `Membrane._out_tuple`, all literals
-    if k is None or t in _proxy_types or issubclass(t, _Outbound) or type(parent) is not _State:
+    if (k is None or t in _proxy_types or issubclass(t, _Outbound) or type(parent) is not _State
+            or not PyObject_TypeCheck(m, <PyTypeObject*>_Membrane)):
         return _pure_out(m, res, parent, via, rights, cap, seq, code_call)
     if k == _METHOD:
         if getattr(res, "__self__", None) is not _field(parent, _obj):
@@ -248,7 +269,7 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
         return _out_method(m, res, parent, via, seq)
     if k != _OBJ or PyModule_Check(res):
         return _pure_out(m, res, parent, via, rights, cap, seq, code_call)
-    cdef dict by_id = m._by_id
+    cdef dict by_id = <dict>_field(m, _m_by_id)
     rid = id(res)
     known = by_id.get(rid)
     if known is not None:  # reached again: the same proxy, attenuated by a weaker path
@@ -260,8 +281,8 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
         return _Ref(_field(kst, _ref), _field(kst, _ver)), known
     # a new value: `Membrane._new_state`, `new_proxy` and the bookkeeping, inline
     code = _is_code(res, t) or (parent.code and callable(res) and not code_call)
-    ref = m._next_ref
-    m._next_ref = ref + 1
+    ref = _field(m, _m_next_ref)
+    pp_set_slot(m, _m_next_ref, ref + 1)
     key = _c_key_of(res)
     st = _State(res, ref, m, rights, cap, key, _field(parent, _root),
                 parent if via in _view_attrs else None, via, False, code)
@@ -269,19 +290,20 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
         st.pkey = _field(parent, _key)
     px = _new_proxy(st, res)
     by_id[rid] = px
-    m._origin[ref] = seq
-    if m.fingerprints:
-        pending = m.pending_fp
+    (<dict>_field(m, _m_origin))[ref] = seq
+    cdef list pending
+    if _field(m, _m_fingerprints):
+        pending = <list>_field(m, _m_pending)
         pending.append((seq, res))
         if len(pending) >= _fp_batch:  # a long loop: do not keep every result alive
             m.fingerprint_pending()
-    cdef list young = m._young
+    cdef list young = <list>_field(m, _m_young)
     if young:
         _release_young(m, young, by_id)
     young.append(rid)
     if len(young) > _young_max:
         del young[0]
-    if len(by_id) > m._sweep_at:
+    if len(by_id) > _field(m, _m_sweep_at):
         m.sweep()
     return _Ref(ref, 0, key.display), px
 
@@ -335,15 +357,15 @@ cdef tuple _out_method(object m, object res, object parent, object via, object s
         mst = _field(px, _slot)
         if _field(mst, _obj) == res:
             return _Ref(_field(mst, _ref), 0), px
-    cdef list young = m._young
+    cdef list young = <list>_field(m, _m_young)
     if young:  # the call about to run may allocate: let go first
-        _release_young(m, young, m._by_id)
-    ref = m._next_ref
-    m._next_ref = ref + 1
+        _release_young(m, young, <dict>_field(m, _m_by_id))
+    ref = _field(m, _m_next_ref)
+    pp_set_slot(m, _m_next_ref, ref + 1)
     key = _c_key_of(res)
     st = _State(res, ref, m, _field(parent, _rights), parent.cap, key, _field(parent, _root),
                 parent, via, True, False)
-    m._origin[ref] = seq
+    (<dict>_field(m, _m_origin))[ref] = seq
     px = cache[via] = _new_proxy(st, res)
     return _Ref(ref, 0, key.display), px
 
@@ -351,14 +373,17 @@ cdef tuple _out_method(object m, object res, object parent, object via, object s
 cdef int _release_young(object m, list young, dict by_id) except -1:
     """`Membrane._release_young`: newest first, `_let_go` each of the newest values."""
     cdef Py_ssize_t i
-    cdef bint fp_all = m.fp_all
+    cdef PyObject* p
     for i in range(len(young) - 1, -1, -1):
-        if _let_go_young(m, by_id, young[i], fp_all):
+        p = PyDict_GetItem(by_id, <object>PyList_GET_ITEM(young, i))
+        if p is not NULL and pp_refcnt(p) > 1:
+            continue  # held by more than the map: the common case, inline
+        if _let_go_young(m, by_id, young[i]):
             del young[i]
     return 0
 
 
-cdef bint _let_go_young(object m, dict by_id, object rid, bint fp_all) except -1:
+cdef bint _let_go_young(object m, dict by_id, object rid) except -1:
     """`Membrane._let_go(rid, scan_pending=True)` on borrowed references: the counts
     below are the holders themselves, with no local or argument among them."""
     cdef PyObject* p = PyDict_GetItem(by_id, rid)
@@ -379,8 +404,8 @@ cdef bint _let_go_young(object m, dict by_id, object rid, bint fp_all) except -1
     cdef PyObject* op = pp_slotp(sp, _obj)
     cdef Py_ssize_t at = -1, j, stop
     cdef list pending
-    if not fp_all:
-        pending = m.pending_fp
+    if not _field(m, _m_fp_all):
+        pending = <list>_field(m, _m_pending)
         j = len(pending) - 1
         stop = max(-1, j - 2 * _young_max)
         while j > stop:
@@ -392,7 +417,7 @@ cdef bint _let_go_young(object m, dict by_id, object rid, bint fp_all) except -1
     if pp_refcnt(op) > (2 if at < 0 else 3):
         return False
     if at >= 0:
-        if (<tuple>pending[at])[0] >= len(m._records):
+        if (<tuple>pending[at])[0] >= len(_field(m, _m_records)):
             return False  # its op is under way (a tuple result being built)
         pending[at] = _released
     del by_id[rid]
@@ -454,7 +479,7 @@ cdef object _getattro(object self, object name):
     if PyUnicode_GET_LENGTH(name) and PyUnicode_READ_CHAR(name, 0) == u"_":
         return _underscore_attr(st, name)
     m = _field(st, _m)
-    hot = m._hot
+    hot = _hot_of(m)
     if hot is None or not (_field(st, _rights) & 1):
         return m.attr(st, name)
     cdef tuple h = <tuple>hot
@@ -504,7 +529,7 @@ cdef object _getitem(object self, object key):
     if st is None:
         return _pure_getitem(self, key)
     m = _field(st, _m)
-    hot = m._hot
+    hot = _hot_of(m)
     rule = _run_rule(hot, st, "getitem") if _is_literal(key, type(key)) else None
     if rule is None:
         return m.getitem(st, key)
@@ -528,7 +553,7 @@ cdef object _next(object self):
     if st is None:
         return _pure_next(self)
     m = _field(st, _m)
-    hot = m._hot
+    hot = _hot_of(m)
     rule = _run_rule(hot, st, "next")
     if rule is None:
         return m.next_(st)
@@ -636,7 +661,7 @@ cdef object _call(object self, tuple args, dict kwargs):
     if st is None:
         return _pure_call(self, *args)
     m = _field(st, _m)
-    hot = m._hot
+    hot = _hot_of(m)
     if hot is None:
         return m.call(st, args, {})
     plain = _plain_args(args)
@@ -685,7 +710,7 @@ def binop(self, st, name, other):
     """`Membrane.binop`, compiled, for an operand that crosses as itself or is a plain
     proxy, and an operator that is not in place (see the module docstring)."""
     m = self
-    hot = m._hot
+    hot = _hot_of(m)
     if hot is None or type(st) is not _State or name in _inplace:
         return _pure_binop(m, st, name, other)
     plain = _plain_args((other,))
