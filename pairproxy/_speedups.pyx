@@ -125,8 +125,10 @@ cdef tuple _NO_ARGS = ()
 # Membrane's slots.
 cdef Py_ssize_t _slot = -1
 cdef Py_ssize_t _obj = -1, _m = -1, _rights = -1, _key = -1, _root = -1, _ref = -1, _ver = -1
+cdef Py_ssize_t _cap = -1, _code = -1, _pkey = -1, _methods = -1, _method = -1, _owner = -1, _via = -1
 cdef Py_ssize_t _m_hot = -1, _m_records = -1, _m_by_id = -1, _m_origin = -1, _m_pending = -1
 cdef Py_ssize_t _m_young = -1, _m_next_ref = -1, _m_sweep_at = -1, _m_fingerprints = -1, _m_fp_all = -1
+cdef Py_ssize_t _m_catalogue = -1, _m_callback_ctx = -1
 cdef object _Membrane = None
 cdef Py_ssize_t _wrapped = -1
 
@@ -169,20 +171,24 @@ def configure(P, M, O, pure):
     global _Proxy, _State, _TUPLE, _OBJ, _METHOD, _kinds, _classes, _proxy_types, _view_attrs, _code_types
     global _fp_batch, _young_max, _released, _slot, _obj, _m, _rights, _key, _root, _ref, _ver, _wrapped
     global _Membrane, _m_hot, _m_records, _m_by_id, _m_origin, _m_pending, _m_young, _m_next_ref
-    global _m_sweep_at, _m_fingerprints, _m_fp_all
+    global _m_sweep_at, _m_fingerprints, _m_fp_all, _m_catalogue, _m_callback_ctx
+    global _cap, _code, _pkey, _methods, _method, _owner, _via
     _ready = False
     offsets = []
+    state_fields = ("obj", "m", "rights", "key", "root", "ref", "ver",
+                    "cap", "code", "pkey", "methods", "method", "owner", "via")
     membrane_slots = ("_hot", "_records", "_by_id", "_origin", "pending_fp", "_young", "_next_ref",
-                      "_sweep_at", "fingerprints", "fp_all")
-    for descr in (P._SLOT, *(vars(P.State)[n] for n in ("obj", "m", "rights", "key", "root", "ref", "ver")),
+                      "_sweep_at", "fingerprints", "fp_all", "catalogue", "_callback_ctx")
+    for descr in (P._SLOT, *(vars(P.State)[n] for n in state_fields),
                   *(vars(M.Membrane)[n] for n in membrane_slots)):
         off = pp_slot_offset(descr)
         if off < 0:
             raise TypeError(f"{descr!r} is not a plain object slot")
         offsets.append(off)
     _slot, _obj, _m, _rights, _key, _root, _ref, _ver = offsets[:8]
+    _cap, _code, _pkey, _methods, _method, _owner, _via = offsets[8:15]
     (_m_hot, _m_records, _m_by_id, _m_origin, _m_pending, _m_young, _m_next_ref, _m_sweep_at,
-     _m_fingerprints, _m_fp_all) = offsets[8:]
+     _m_fingerprints, _m_fp_all, _m_catalogue, _m_callback_ctx) = offsets[15:]
     _Membrane = M.Membrane
     _wrapped = _find_wrapped(P.Proxy, P._SLOT)
     _Proxy, _State, _classes, _proxy_class, _proxy_types = P.Proxy, P.State, P._CLASSES, P.proxy_class, P.PROXY_TYPES
@@ -277,17 +283,17 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
         have = _field(kst, _rights)
         if have & rights != have:
             pp_set_slot(kst, _rights, have & rights)
-            kst.cap = cap
+            pp_set_slot(kst, _cap, cap)
         return _Ref(_field(kst, _ref), _field(kst, _ver)), known
     # a new value: `Membrane._new_state`, `new_proxy` and the bookkeeping, inline
-    code = _is_code(res, t) or (parent.code and callable(res) and not code_call)
+    code = _is_code(res, t) or (_field(parent, _code) and callable(res) and not code_call)
     ref = _field(m, _m_next_ref)
     pp_set_slot(m, _m_next_ref, ref + 1)
     key = _c_key_of(res)
     st = _State(res, ref, m, rights, cap, key, _field(parent, _root),
                 parent if via in _view_attrs else None, via, False, code)
     if via:
-        st.pkey = _field(parent, _key)
+        pp_set_slot(st, _pkey, _field(parent, _key))
     px = _new_proxy(st, res)
     by_id[rid] = px
     (<dict>_field(m, _m_origin))[ref] = seq
@@ -349,9 +355,10 @@ cdef inline object _c_key_of(object obj):
 cdef tuple _out_method(object m, object res, object parent, object via, object seq):
     """`Membrane.out` for a bound method of `parent`'s object: one proxy per (owner,
     name) while the method is the same, acting on its owner."""
-    cache = parent.methods
+    cache = _field(parent, _methods)
     if cache is None:
-        cache = parent.methods = {}
+        cache = {}
+        pp_set_slot(parent, _methods, cache)
     px = cache.get(via)
     if px is not None:
         mst = _field(px, _slot)
@@ -363,7 +370,7 @@ cdef tuple _out_method(object m, object res, object parent, object via, object s
     ref = _field(m, _m_next_ref)
     pp_set_slot(m, _m_next_ref, ref + 1)
     key = _c_key_of(res)
-    st = _State(res, ref, m, _field(parent, _rights), parent.cap, key, _field(parent, _root),
+    st = _State(res, ref, m, _field(parent, _rights), _field(parent, _cap), key, _field(parent, _root),
                 parent, via, True, False)
     (<dict>_field(m, _m_origin))[ref] = seq
     px = cache[via] = _new_proxy(st, res)
@@ -394,7 +401,7 @@ cdef bint _let_go_young(object m, dict by_id, object rid) except -1:
     cdef PyObject* sp = pp_slotp(p, _slot)
     if sp is NULL or type(<object>sp) is not _State:
         return False
-    methods = (<object>sp).methods
+    methods = <object>pp_slotp(sp, _methods)
     if methods:
         # a bound-method proxy nobody holds (it holds the object)
         for name in [n for n in <dict>methods if pp_refcnt(PyDict_GetItem(methods, n)) <= 1]:
@@ -438,7 +445,7 @@ cdef inline object _record(object cls, object m, object st, tuple h, object rule
     the op's record (`arg`: the kind's own field, or `_NO_ARG`) and return the value for
     the agent.  `Membrane.attr` and `Membrane._run` in one."""
     recs = h[0]  # not typed `list`: a list subclass's own append must run (replay's does)
-    out, val = _c_out(m, res, st, via, _field(st, _rights), st.cap, len(recs), False)
+    out, val = _c_out(m, res, st, via, _field(st, _rights), _field(st, _cap), len(recs), False)
     cdef double t0 = h[1]
     cdef long long pp0 = h[2]
     cdef double t = t0 + (p0 - pp0) * 1e-9
@@ -601,7 +608,7 @@ cdef object _run_fast(object cls, object m, object tgt, tuple h, object rule, ob
         m._failed(cls, tgt, p0, e, fields, effect)
         raise
     recs = h[0]  # not typed `list`: a list subclass's own append must run (replay's does)
-    out, val = _c_out(m, res, tgt, "", rights, cap or tgt.cap, len(recs), code_call)
+    out, val = _c_out(m, res, tgt, "", rights, cap or _field(tgt, _cap), len(recs), code_call)
     recs.append(cls(len(recs), t0 + (p0 - pp0) * 1e-9, h[3], _field(tgt, _ref), ver, effect,
                     "allow", rule, h[4], out, pp_perf_ns() - p0, **fields))
     return val
@@ -617,7 +624,7 @@ cdef tuple _plain_args(tuple args):
         t = type(a)
         if t in _proxy_types:
             ast = _state_of(a)
-            if ast is None or ast.code or ast.method:
+            if ast is None or _field(ast, _code) or _field(ast, _method):
                 return None
             obj = _field(ast, _obj)
             if type(obj) is _ndarray:
@@ -628,7 +635,7 @@ cdef tuple _plain_args(tuple args):
             encs.append(_Ref(_field(ast, _ref), _field(ast, _ver)))
             r = _field(ast, _rights)
             if r != _all_rights and not cap:
-                cap = ast.cap
+                cap = _field(ast, _cap)
             rights = rights & r
         elif _is_literal(a, t):
             if reals is not None:
@@ -668,20 +675,24 @@ cdef object _call(object self, tuple args, dict kwargs):
     if plain is None:
         return m.call(st, args, {})
     # `Membrane._callee`, its two cases that need no search
-    if st.method:
-        target = st.owner
+    cdef bint is_method = _field(st, _method)
+    if is_method:
+        target = _field(st, _owner)
+        if type(target) is not _State:
+            return m.call(st, args, {})
         key = _field(target, _key)
-        member = st.via
-    elif st.pkey is not None:
-        target, key, member = st, st.pkey, st.via
+        member = _field(st, _via)
     else:
-        return m.call(st, args, {})
+        key = _field(st, _pkey)
+        if key is None:
+            return m.call(st, args, {})
+        target, member = st, _field(st, _via)
     if member in _pandas_scoped:
         return m.call(st, args, {})
     rargs, eargs, arights, acap = plain
-    own = _all_rights if target.code else _field(target, _rights)
+    own = _all_rights if _field(target, _code) else _field(target, _rights)
     rights = own & arights
-    catalogue = m.catalogue
+    catalogue = _field(m, _m_catalogue) if PyObject_TypeCheck(m, <PyTypeObject*>_Membrane) else m.catalogue
     hit = catalogue._cache.get((key, member))  # `Catalogue.static`, when it has the answer
     effect, param = hit if hit is not None else catalogue.static(key, member)
     if param is not None and not rargs:
@@ -692,12 +703,12 @@ cdef object _call(object self, tuple args, dict kwargs):
     rule = _fast_rule(<tuple>hot, "call", key, member, effect, _field(target, _root))
     if rule is None:
         return m.call(st, args, {})
-    cap = (target.cap if own != _all_rights else "") or acap
-    if st.method:
+    cap = (_field(target, _cap) if own != _all_rights else "") or acap
+    if is_method:
         fields = {"name": member, "args": eargs, "kwargs": {}}
     else:
         fields = {"args": eargs, "kwargs": {}, "callee": f"{key.display}.{member}"}
-    ctx = m._callback_ctx
+    ctx = _field(m, _m_callback_ctx) if PyObject_TypeCheck(m, <PyTypeObject*>_Membrane) else m._callback_ctx
     ctx.append((target, rights, cap))
     try:
         return _run_fast(_Call, m, target, <tuple>hot, rule, effect, fields, _field(st, _obj), rargs,
@@ -724,5 +735,5 @@ def binop(self, st, name, other):
     if rule is None:
         return _pure_binop(m, st, name, other)
     return _run_fast(_BinOp, m, st, <tuple>hot, rule, "compute", {"name": name, "other": eargs[0]},
-                     _binop_funcs[name], (_field(st, _obj), rargs[0]), rights, st.cap or ocap, False)
+                     _binop_funcs[name], (_field(st, _obj), rargs[0]), rights, _field(st, _cap) or ocap, False)
 
