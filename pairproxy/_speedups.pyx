@@ -594,8 +594,13 @@ def new_proxy(st):
     return _new_proxy(st, _field(st, _obj))
 
 
+cdef tuple _CALL_FIELDS = ("name", "args", "kwargs", "callee")
+cdef tuple _BINOP_FIELDS = ("name", "other")
+
+
 cdef object _run_fast(object cls, object m, object tgt, tuple h, object rule, object effect,
-                      dict fields, object fn, tuple fargs, object rights, object cap, bint code_call):
+                      tuple names, tuple own, object fn, tuple fargs, object rights, object cap,
+                      bint code_call):
     """`Membrane._run` from the call on, for an op admitted on its fast path: run
     ``fn(*fargs)``, wrap the result (`Membrane.out`'s cases), record on `tgt`."""
     cdef long long p0 = pp_perf_ns()
@@ -605,12 +610,13 @@ cdef object _run_fast(object cls, object m, object tgt, tuple h, object rule, ob
     try:
         res = fn(*fargs)
     except BaseException as e:
-        m._failed(cls, tgt, p0, e, fields, effect)
+        m._failed(cls, tgt, p0, e, dict(zip(names, own)), effect)
         raise
     recs = h[0]  # not typed `list`: a list subclass's own append must run (replay's does)
     out, val = _c_out(m, res, tgt, "", rights, cap or _field(tgt, _cap), len(recs), code_call)
+    # positionally (`ops.Op`): the base fields, error, fp, prev, then `own` (`names`)
     recs.append(cls(len(recs), t0 + (p0 - pp0) * 1e-9, h[3], _field(tgt, _ref), ver, effect,
-                    "allow", rule, h[4], out, pp_perf_ns() - p0, **fields))
+                    "allow", rule, h[4], out, pp_perf_ns() - p0, None, None, "", *own))
     return val
 
 
@@ -705,14 +711,14 @@ cdef object _call(object self, tuple args, dict kwargs):
         return m.call(st, args, {})
     cap = (_field(target, _cap) if own != _all_rights else "") or acap
     if is_method:
-        fields = {"name": member, "args": eargs, "kwargs": {}}
+        fields = (member, eargs, {}, "")
     else:
-        fields = {"args": eargs, "kwargs": {}, "callee": f"{key.display}.{member}"}
+        fields = ("", eargs, {}, f"{key.display}.{member}")
     ctx = _field(m, _m_callback_ctx) if PyObject_TypeCheck(m, <PyTypeObject*>_Membrane) else m._callback_ctx
     ctx.append((target, rights, cap))
     try:
-        return _run_fast(_Call, m, target, <tuple>hot, rule, effect, fields, _field(st, _obj), rargs,
-                         rights, cap, True)
+        return _run_fast(_Call, m, target, <tuple>hot, rule, effect, _CALL_FIELDS, fields,
+                         _field(st, _obj), rargs, rights, cap, True)
     finally:
         ctx.pop()
 
@@ -734,6 +740,6 @@ def binop(self, st, name, other):
     rule = _fast_rule(<tuple>hot, "binop", _field(st, _key), name, "compute", _field(st, _root))
     if rule is None:
         return _pure_binop(m, st, name, other)
-    return _run_fast(_BinOp, m, st, <tuple>hot, rule, "compute", {"name": name, "other": eargs[0]},
+    return _run_fast(_BinOp, m, st, <tuple>hot, rule, "compute", _BINOP_FIELDS, (name, eargs[0]),
                      _binop_funcs[name], (_field(st, _obj), rargs[0]), rights, _field(st, _cap) or ocap, False)
 
