@@ -382,10 +382,14 @@ cdef int _release_young(object m, list young, dict by_id) except -1:
     cdef Py_ssize_t i
     cdef PyObject* p
     for i in range(len(young) - 1, -1, -1):
-        p = PyDict_GetItem(by_id, <object>PyList_GET_ITEM(young, i))
+        # a finalizer run by an earlier release may have changed the list: bounds each time
+        if i >= len(young):
+            continue
+        rid = <object>PyList_GET_ITEM(young, i)
+        p = PyDict_GetItem(by_id, rid)
         if p is not NULL and pp_refcnt(p) > 1:
             continue  # held by more than the map: the common case, inline
-        if _let_go_young(m, by_id, young[i]):
+        if _let_go_young(m, by_id, rid) and i < len(young) and young[i] is rid:
             del young[i]
     return 0
 

@@ -604,8 +604,11 @@ class Membrane:
         young, by_id, getrc, let_go = self._young, self._by_id, sys.getrefcount, self._let_go
         # newest first: a value can hold older ones (a group-by holds its keys)
         for i in range(len(young) - 1, -1, -1):
+            # a finalizer run by an earlier release may have changed the list
+            rid = young[i] if i < len(young) else None
             # held by more than the map and getrc's argument: the common case, inline
-            if getrc(by_id.get(young[i])) <= 2 and let_go(young[i], True):
+            if rid is not None and getrc(by_id.get(rid)) <= 2 and let_go(rid, True) \
+                    and i < len(young) and young[i] is rid:
                 del young[i]
 
     def _let_go(self, rid: int, scan_pending: bool = False) -> bool:

@@ -369,6 +369,26 @@ class TestIdentityVersionsProvenance:
         assert [r.fp for r in muls[1:]] == [None] * 5
         assert not session._m.pending_fp
 
+    def test_a_finalizer_that_makes_values_while_temporaries_are_let_go(self, session):
+        # Letting a temporary go can run its finalizer, which may make new values through
+        # the same membrane while the release is under way.
+        import weakref
+
+        made: list = []
+
+        class Src:
+            def make(self) -> pd.Series:
+                s = pd.Series([1.0])
+                if len(made) < 50:
+                    weakref.finalize(s, lambda: made.append(px.make()))
+                return s
+
+        src = Src()
+        px = session.wrap(src, name="src")
+        session.exec("for i in range(30):\n    src.make().sum()\n", {"src": src})
+        assert len(made) == 30 and all(pp.is_proxy(v) for v in made)
+        assert [r.seq for r in session.records] == list(range(len(session.records)))
+
     def test_values_whose_real_object_lives_on_keep_their_ref_but_are_not_listed(self, session, frame):
         ns = {"df": frame}
         session.exec("cols = df.columns", ns)
