@@ -27,6 +27,7 @@ this module (`install_slots`), not at Python's wrappers that look the method up 
 from cpython.object cimport PyObject, PyTypeObject, PyObject_TypeCheck
 from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_ITEM
+from cpython.ref cimport Py_XINCREF, Py_XDECREF
 from cpython.module cimport PyModule_Check
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.float cimport PyFloat_AS_DOUBLE
@@ -121,6 +122,7 @@ cdef Py_ssize_t _young_max = 0
 cdef object _released = None
 cdef object _ModuleType = type(__import__("sys"))
 cdef tuple _NO_ARGS = ()
+cdef str _ATTR = "attr", _READ = "read"
 # Offsets: the proxy's state slot, the State fields, wrapt's wrapped object, the
 # Membrane's slots.
 cdef Py_ssize_t _slot = -1
@@ -130,6 +132,7 @@ cdef Py_ssize_t _m_hot = -1, _m_records = -1, _m_by_id = -1, _m_origin = -1, _m_
 cdef Py_ssize_t _m_young = -1, _m_next_ref = -1, _m_sweep_at = -1, _m_fingerprints = -1, _m_fp_all = -1
 cdef Py_ssize_t _m_catalogue = -1, _m_callback_ctx = -1
 cdef object _Membrane = None
+cdef object _fast_epoch = None  # `membrane.FAST_EPOCH`
 cdef Py_ssize_t _wrapped = -1
 
 
@@ -170,7 +173,7 @@ def configure(P, M, O, pure):
     global _type_keys
     global _Proxy, _State, _TUPLE, _OBJ, _METHOD, _kinds, _classes, _proxy_types, _view_attrs, _code_types
     global _fp_batch, _young_max, _released, _slot, _obj, _m, _rights, _key, _root, _ref, _ver, _wrapped
-    global _Membrane, _m_hot, _m_records, _m_by_id, _m_origin, _m_pending, _m_young, _m_next_ref
+    global _fast_epoch, _Membrane, _m_hot, _m_records, _m_by_id, _m_origin, _m_pending, _m_young, _m_next_ref
     global _m_sweep_at, _m_fingerprints, _m_fp_all, _m_catalogue, _m_callback_ctx
     global _cap, _code, _pkey, _methods, _method, _owner, _via
     _ready = False
@@ -190,6 +193,7 @@ def configure(P, M, O, pure):
     (_m_hot, _m_records, _m_by_id, _m_origin, _m_pending, _m_young, _m_next_ref, _m_sweep_at,
      _m_fingerprints, _m_fp_all, _m_catalogue, _m_callback_ctx) = offsets[15:]
     _Membrane = M.Membrane
+    _fast_epoch = M.FAST_EPOCH
     _wrapped = _find_wrapped(P.Proxy, P._SLOT)
     _Proxy, _State, _classes, _proxy_class, _proxy_types = P.Proxy, P.State, P._CLASSES, P.proxy_class, P.PROXY_TYPES
     _underscore_attr = P._underscore_attr
@@ -498,7 +502,8 @@ cdef object _getattro(object self, object name):
     if fast is None:
         rule = ""
     else:
-        rule = fast.get((_field(st, _key), name, _field(st, _root)))
+        key, root = _field(st, _key), _field(st, _root)
+        rule = _cached_rule(h[6], fast, (key, name, root), _ATTR, key, name, _READ, root)
         if rule is None:
             return m.attr(st, name)
     cdef long long p0 = pp_perf_ns()
@@ -511,6 +516,68 @@ cdef object _getattro(object self, object name):
     return _record(_Attr, m, st, h, rule, p0, _field(st, _ver), res, name, name)
 
 
+# The policy's fast-table answers, remembered by the identities of what was asked: a
+# direct-mapped table of strong references (so no address is reused while an entry names
+# it), each entry stamped with the epoch of the tables it came from (`membrane.FAST_EPOCH`:
+# emptying the tables starts a new one, so no answer outlives them).  A hit costs pointer
+# compares instead of building, hashing and comparing a 5-tuple.
+cdef struct _RuleEntry:
+    PyObject* epoch
+    PyObject* kind
+    PyObject* key
+    PyObject* member
+    PyObject* effect
+    PyObject* root
+    PyObject* rule
+
+cdef enum:
+    _RULE_SLOTS = 1024
+cdef _RuleEntry _rules[_RULE_SLOTS]
+
+
+cdef inline _RuleEntry* _rule_slot(object kind, object key, object member, object effect, object root):
+    cdef size_t h = ((<size_t><PyObject*>key) >> 4) * 3 + ((<size_t><PyObject*>member) >> 4) * 7
+    h += ((<size_t><PyObject*>root) >> 4) * 13 + ((<size_t><PyObject*>kind) >> 4) * 31
+    h += ((<size_t><PyObject*>effect) >> 4) * 61
+    return &_rules[(h ^ (h >> 10)) & (_RULE_SLOTS - 1)]
+
+
+cdef inline object _cached_rule(object fast, object fallback, object fallback_key, object kind,
+                                object key, object member, object effect, object root):
+    """``fallback.get(fallback_key)`` (the fast table's answer for this op: a rule or
+    None), remembered under `fast`'s epoch.  Without an epoch, not remembered."""
+    cdef PyObject* ep = PyDict_GetItem(fast, _fast_epoch) if type(fast) is dict else NULL
+    if ep is NULL:
+        return fallback.get(fallback_key)
+    cdef _RuleEntry* e = _rule_slot(kind, key, member, effect, root)
+    if (e.epoch == ep and e.key == <PyObject*>key and e.member == <PyObject*>member
+            and e.root == <PyObject*>root and e.kind == <PyObject*>kind
+            and e.effect == <PyObject*>effect):
+        return <object>e.rule
+    rule = fallback.get(fallback_key)
+    if rule is None:
+        return None
+    cdef _RuleEntry old = e[0]
+    Py_XINCREF(ep)
+    Py_XINCREF(<PyObject*>kind)
+    Py_XINCREF(<PyObject*>key)
+    Py_XINCREF(<PyObject*>member)
+    Py_XINCREF(<PyObject*>effect)
+    Py_XINCREF(<PyObject*>root)
+    Py_XINCREF(<PyObject*>rule)
+    e.epoch, e.kind, e.key, e.member = ep, <PyObject*>kind, <PyObject*>key, <PyObject*>member
+    e.effect, e.root, e.rule = <PyObject*>effect, <PyObject*>root, <PyObject*>rule
+    # released only now, with the entry whole: freeing one may run code
+    Py_XDECREF(old.epoch)
+    Py_XDECREF(old.kind)
+    Py_XDECREF(old.key)
+    Py_XDECREF(old.member)
+    Py_XDECREF(old.effect)
+    Py_XDECREF(old.root)
+    Py_XDECREF(old.rule)
+    return rule
+
+
 cdef inline object _fast_rule(tuple h, object kind, object key, object member, object effect,
                               object root):
     """`Membrane._run`'s rule for an op with the effect's bit and no budget (`h`: the
@@ -519,7 +586,7 @@ cdef inline object _fast_rule(tuple h, object kind, object key, object member, o
     fast = h[6]
     if fast is None:
         return ""
-    return fast.get((kind, key, member, effect, root))
+    return _cached_rule(fast, fast, (kind, key, member, effect, root), kind, key, member, effect, root)
 
 
 cdef inline object _run_rule(object hot, object st, object kind):

@@ -159,6 +159,10 @@ VIEW_ATTRS = frozenset({"loc", "iloc", "at", "iat"})
 YOUNG = 8
 #: What a `pending_fp` entry becomes when its value is let go before being fingerprinted.
 _RELEASED = (-1, None)
+#: The key, in a policy's ``fast_ops``, of an object made anew whenever its fast tables
+#: are emptied (a reload, a full table): the compiled paths remember fast-table answers
+#: under it, so none outlives the tables it came from.
+FAST_EPOCH = "<epoch>"
 
 
 class Membrane:

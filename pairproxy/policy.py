@@ -31,7 +31,7 @@ from typing import Any
 from . import effects as E
 from .effects import ALL_RIGHTS, Catalogue, TypeKey, key_of
 from .errors import PolicyError
-from .membrane import Verdict
+from .membrane import FAST_EPOCH, Verdict
 from .policy_file import Limits, PolicyMeta, Problem, as_list, parse
 from .policy_match import DECISIONS, SEVERITY, Conditional, RootRule, Rule, compile_condition
 
@@ -112,7 +112,8 @@ class Policy:
             allows whatever the arguments; the membrane skips `decide` for them.  The
             same dict for the policy's life (cleared, never replaced, on reload).
         fast_ops: the same for every op kind, keyed ``(kind, type key, member, effect,
-            root)``.
+            root)``; and under `membrane.FAST_EPOCH`, an object made anew each time both
+            are emptied.
 
     Examples:
         >>> p = load_policy(builtin_policy("read_only"))
@@ -148,8 +149,13 @@ class Policy:
         self.limits = c.limits
         self.name = c.meta.name or self.path.stem
         self.description = c.meta.description
+        self._clear_fast()
+
+    def _clear_fast(self) -> None:
+        """Empty the fast tables and start a new epoch (see `membrane.FAST_EPOCH`)."""
         self.fast_attrs.clear()
         self.fast_ops.clear()
+        self.fast_ops[FAST_EPOCH] = object()  # type: ignore[index]
 
     # --- what the membrane calls ------------------------------------------------------
 
@@ -171,8 +177,7 @@ class Policy:
         table = c.table
         if len(table) >= self.TABLE_LIMIT:
             table.clear()
-            self.fast_attrs.clear()
-            self.fast_ops.clear()
+            self._clear_fast()
         v = table[(kind, key, member, effect, root)] = c.entry(kind, key, member, effect, root)
         if type(v) is Verdict and v.decision == "allow":
             self.fast_ops[(kind, key, member, effect, root)] = v.rule

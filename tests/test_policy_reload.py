@@ -89,3 +89,23 @@ def test_reload_if_changed_contract(tmp_path: Path) -> None:
     assert not changed and error is not None and "cannot read" in error
     assert p.reload_if_changed() == (False, None)
     assert p.decide("call", type_key(pd.DataFrame), "head", "compute", "df").decision == "deny"
+
+
+def test_a_reload_outside_the_session_is_followed_by_the_fast_paths(tmp_path: Path) -> None:
+    # The owner reloads the policy object directly: the session learns nothing of it,
+    # but answers the fast paths remembered from the old tables must not be served.
+    path = tmp_path / "live.toml"
+    path.write_text(ALLOW_ALL)
+    policy = load_policy(path)
+    s = pp.Session(policy=policy)
+    ns = {"df": pd.DataFrame({"a": [1, 2, 3]})}
+    for _ in range(3):  # the attribute read and the call, answered from the fast tables
+        assert s.exec("df.shape[0] + len(df.head(2))", ns) == 5
+    edit(path, DENY_HEAD)
+    assert policy.reload_if_changed() == (True, None)
+    with pytest.raises(pp.PolicyDenied, match="live.toml:4"):
+        s.exec("df.head(2)", ns)
+    edit(path, ALLOW_ALL + '\n[[rule]]\nop = "attr"\nname = "shape"\ndecision = "deny"\n')
+    assert policy.reload_if_changed() == (True, None)
+    with pytest.raises(pp.PolicyDenied, match="live.toml:4"):
+        s.exec("df.shape", ns)
