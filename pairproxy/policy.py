@@ -155,7 +155,7 @@ class Policy:
         """Empty the fast tables and start a new epoch (see `membrane.FAST_EPOCH`)."""
         self.fast_attrs.clear()
         self.fast_ops.clear()
-        self.fast_ops[FAST_EPOCH] = object()  # type: ignore[index]
+        self.fast_ops[FAST_EPOCH] = object()  # type: ignore[index,assignment]
 
     # --- what the membrane calls ------------------------------------------------------
 
