@@ -503,7 +503,7 @@ cdef object _getattro(object self, object name):
         rule = ""
     else:
         key, root = _field(st, _key), _field(st, _root)
-        rule = _cached_rule(h[6], fast, (key, name, root), _ATTR, key, name, _READ, root)
+        rule = _cached_rule(h[6], fast, _ATTR, key, name, _READ, root)
         if rule is None:
             return m.attr(st, name)
     cdef long long p0 = pp_perf_ns()
@@ -542,19 +542,28 @@ cdef inline _RuleEntry* _rule_slot(object kind, object key, object member, objec
     return &_rules[(h ^ (h >> 10)) & (_RULE_SLOTS - 1)]
 
 
-cdef inline object _cached_rule(object fast, object fallback, object fallback_key, object kind,
-                                object key, object member, object effect, object root):
-    """``fallback.get(fallback_key)`` (the fast table's answer for this op: a rule or
-    None), remembered under `fast`'s epoch.  Without an epoch, not remembered."""
+cdef inline object _table_rule(object fast, object attrs, object kind, object key, object member,
+                               object effect, object root):
+    """The fast table's answer for this op (a rule or None): from the attribute table
+    `attrs` when given (an attribute read), else from `fast`."""
+    if attrs is not None:
+        return attrs.get((key, member, root))
+    return fast.get((kind, key, member, effect, root))
+
+
+cdef inline object _cached_rule(object fast, object attrs, object kind, object key, object member,
+                                object effect, object root):
+    """`_table_rule`, remembered under `fast`'s epoch (without one, not remembered): a
+    hit builds no key tuple."""
     cdef PyObject* ep = PyDict_GetItem(fast, _fast_epoch) if type(fast) is dict else NULL
     if ep is NULL:
-        return fallback.get(fallback_key)
+        return _table_rule(fast, attrs, kind, key, member, effect, root)
     cdef _RuleEntry* e = _rule_slot(kind, key, member, effect, root)
     if (e.epoch == ep and e.key == <PyObject*>key and e.member == <PyObject*>member
             and e.root == <PyObject*>root and e.kind == <PyObject*>kind
             and e.effect == <PyObject*>effect):
         return <object>e.rule
-    rule = fallback.get(fallback_key)
+    rule = _table_rule(fast, attrs, kind, key, member, effect, root)
     if rule is None:
         return None
     cdef _RuleEntry old = e[0]
@@ -586,7 +595,7 @@ cdef inline object _fast_rule(tuple h, object kind, object key, object member, o
     fast = h[6]
     if fast is None:
         return ""
-    return _cached_rule(fast, fast, (kind, key, member, effect, root), kind, key, member, effect, root)
+    return _cached_rule(fast, None, kind, key, member, effect, root)
 
 
 cdef inline object _run_rule(object hot, object st, object kind):
@@ -746,7 +755,7 @@ cdef object _call(object self, tuple args, dict kwargs):
         return _pure_call(self, *args)
     m = _field(st, _m)
     hot = _hot_of(m)
-    if hot is None:
+    if hot is None or not PyObject_TypeCheck(m, <PyTypeObject*>_Membrane):
         return m.call(st, args, {})
     plain = _plain_args(args)
     if plain is None:
@@ -769,7 +778,7 @@ cdef object _call(object self, tuple args, dict kwargs):
     rargs, eargs, arights, acap = plain
     own = _all_rights if _field(target, _code) else _field(target, _rights)
     rights = own & arights
-    catalogue = _field(m, _m_catalogue) if PyObject_TypeCheck(m, <PyTypeObject*>_Membrane) else m.catalogue
+    catalogue = _field(m, _m_catalogue)
     hit = catalogue._cache.get((key, member))  # `Catalogue.static`, when it has the answer
     effect, param = hit if hit is not None else catalogue.static(key, member)
     if param is not None and not rargs:
@@ -785,7 +794,7 @@ cdef object _call(object self, tuple args, dict kwargs):
         fields = (member, eargs, {}, "")
     else:
         fields = ("", eargs, {}, f"{key.display}.{member}")
-    ctx = _field(m, _m_callback_ctx) if PyObject_TypeCheck(m, <PyTypeObject*>_Membrane) else m._callback_ctx
+    ctx = _field(m, _m_callback_ctx)
     ctx.append((target, rights, cap))
     try:
         return _run_fast(_Call, m, target, <tuple>hot, rule, effect, _CALL_FIELDS, fields,
