@@ -25,7 +25,6 @@ this module (`install_slots`), not at Python's wrappers that look the method up 
 """
 
 from cpython.object cimport PyObject, PyTypeObject, PyObject_TypeCheck
-from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_ITEM
 from cpython.ref cimport Py_XINCREF, Py_XDECREF
 from cpython.module cimport PyModule_Check
@@ -59,6 +58,11 @@ cdef extern from *:
     #define pp_slot(o, off) (*(PyObject **)((char *)(o) + (off)))
     #define pp_slotp(p, off) (*(PyObject **)((char *)(p) + (off)))
     #define pp_refcnt(p) Py_REFCNT(p)
+    /* d[k] borrowed, or NULL (with an exception set only if the lookup raised).  Not
+       PyDict_GetItem: on 3.11 it saves and restores the exception state every call. */
+    static inline PyObject *pp_dict_get(PyObject *d, PyObject *k) {
+        return PyDict_GetItemWithError(d, k);
+    }
     /* The value of a `pending_fp` entry ``(seq, value)`` at j (borrowed), or NULL. */
     static inline PyObject *pp_pending_value(PyObject *lst, Py_ssize_t j) {
         PyObject *e = PyList_GET_ITEM(lst, j);
@@ -91,6 +95,7 @@ cdef extern from *:
     PyObject* pp_slot(object o, Py_ssize_t off)
     PyObject* pp_slotp(PyObject* p, Py_ssize_t off)
     Py_ssize_t pp_refcnt(PyObject* p)
+    PyObject* pp_dict_get(object d, object k) except? NULL
     PyObject* pp_pending_value(object lst, Py_ssize_t j)
     bint pp_tuple_iter(object o)
     void pp_set_slot(object o, Py_ssize_t off, object v)
@@ -293,6 +298,7 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
     code = _is_code(res, t) or (_field(parent, _code) and callable(res) and not code_call)
     ref = _field(m, _m_next_ref)
     pp_set_slot(m, _m_next_ref, ref + 1)
+    (<list>_field(m, _m_origin)).append(seq)  # `Membrane._origin`: what made each ref
     key = _c_key_of(res)
     st = _State(res, ref, m, rights, cap, key, _field(parent, _root),
                 parent if via in _view_attrs else None, via, False, code)
@@ -300,7 +306,6 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
         pp_set_slot(st, _pkey, _field(parent, _key))
     px = _new_proxy(st, res)
     by_id[rid] = px
-    (<dict>_field(m, _m_origin))[ref] = seq
     cdef list pending
     if _field(m, _m_fingerprints):
         pending = <list>_field(m, _m_pending)
@@ -373,10 +378,10 @@ cdef tuple _out_method(object m, object res, object parent, object via, object s
         _release_young(m, young, <dict>_field(m, _m_by_id))
     ref = _field(m, _m_next_ref)
     pp_set_slot(m, _m_next_ref, ref + 1)
+    (<list>_field(m, _m_origin)).append(seq)  # `Membrane._origin`: what made each ref
     key = _c_key_of(res)
     st = _State(res, ref, m, _field(parent, _rights), _field(parent, _cap), key, _field(parent, _root),
                 parent, via, True, False)
-    (<dict>_field(m, _m_origin))[ref] = seq
     px = cache[via] = _new_proxy(st, res)
     return _Ref(ref, 0, key.display), px
 
@@ -390,7 +395,7 @@ cdef int _release_young(object m, list young, dict by_id) except -1:
         if i >= len(young):
             continue
         rid = <object>PyList_GET_ITEM(young, i)
-        p = PyDict_GetItem(by_id, rid)
+        p = pp_dict_get(by_id, rid)
         if p is not NULL and pp_refcnt(p) > 1:
             continue  # held by more than the map: the common case, inline
         if _let_go_young(m, by_id, rid) and i < len(young) and young[i] is rid:
@@ -401,7 +406,7 @@ cdef int _release_young(object m, list young, dict by_id) except -1:
 cdef bint _let_go_young(object m, dict by_id, object rid) except -1:
     """`Membrane._let_go(rid, scan_pending=True)` on borrowed references: the counts
     below are the holders themselves, with no local or argument among them."""
-    cdef PyObject* p = PyDict_GetItem(by_id, rid)
+    cdef PyObject* p = pp_dict_get(by_id, rid)
     if p is NULL:
         return True
     if pp_refcnt(p) > 1:  # held by more than the map
@@ -412,7 +417,7 @@ cdef bint _let_go_young(object m, dict by_id, object rid) except -1:
     methods = <object>pp_slotp(sp, _methods)
     if methods:
         # a bound-method proxy nobody holds (it holds the object)
-        for name in [n for n in <dict>methods if pp_refcnt(PyDict_GetItem(methods, n)) <= 1]:
+        for name in [n for n in <dict>methods if pp_refcnt(pp_dict_get(methods, n)) <= 1]:
             del methods[name]
         if methods:
             return False
@@ -555,7 +560,7 @@ cdef inline object _cached_rule(object fast, object attrs, object kind, object k
                                 object effect, object root):
     """`_table_rule`, remembered under `fast`'s epoch (without one, not remembered): a
     hit builds no key tuple."""
-    cdef PyObject* ep = PyDict_GetItem(fast, _fast_epoch) if type(fast) is dict else NULL
+    cdef PyObject* ep = pp_dict_get(fast, _fast_epoch) if type(fast) is dict else NULL
     if ep is NULL:
         return _table_rule(fast, attrs, kind, key, member, effect, root)
     cdef _RuleEntry* e = _rule_slot(kind, key, member, effect, root)

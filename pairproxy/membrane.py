@@ -187,7 +187,10 @@ class Membrane:
         self._hot: tuple[Any, ...] | None = None
         self._by_id: dict[int, Any] = {}
         self._roots: dict[str, Any] = {}
-        self._origin: dict[int, Any] = {}
+        # what made each ref, at index ref (a record's seq, a root's record, a callback's
+        # ("callback", name, parent ref), None): appended as each ref is made, so its
+        # length is always `_next_ref` (refs start at 1)
+        self._origin: list[Any] = [None]
         self._next_ref = 1
         self._sweep_at = 4096
         #: fingerprint every new result, not only those the agent still holds: a replay
@@ -423,7 +426,8 @@ class Membrane:
         return short_text(ref, self._origin_of)
 
     def _origin_of(self, ref: int) -> O.Op | str | None:
-        o = self._origin.get(ref)
+        origin = self._origin
+        o = origin[ref] if 0 < ref < len(origin) else None
         if type(o) is int:
             return self._records[o]
         if isinstance(o, tuple):  # ("callback", name, parent ref)
@@ -475,10 +479,12 @@ class Membrane:
 
     def _new_state(
         self, obj: Any, rights: int, cap: str, root: str, owner: State | None = None,
-        via: str = "", method: bool = False, code: bool = False,
+        via: str = "", method: bool = False, code: bool = False, origin: Any = None,
     ) -> State:
+        """A state for a new ref; `origin` is what made it (see `_origin`)."""
         ref = self._next_ref
         self._next_ref = ref + 1
+        self._origin.append(origin)
         return State(obj, ref, self, rights, cap, key_of(obj), root, owner, via, method, code)
 
     def out(
@@ -513,8 +519,7 @@ class Membrane:
                     return O.Ref(mst.ref, 0), px
             if self._young:  # the call about to run may allocate: let go first
                 self._release_young()
-            st = self._new_state(res, parent.rights, parent.cap, parent.root, parent, via, True)
-            self._origin[st.ref] = seq
+            st = self._new_state(res, parent.rights, parent.cap, parent.root, parent, via, True, origin=seq)
             px = cache[via] = new_proxy(st)
             return O.Ref(st.ref, 0, st.key.display), px
         if isinstance(res, types.ModuleType):
@@ -533,12 +538,11 @@ class Membrane:
             return O.Ref(st.ref, st.ver), px
         code = isinstance(res, _CODE_TYPES) or (parent.code and callable(res) and not code_call)
         owner = parent if via in VIEW_ATTRS else None
-        st = self._new_state(res, rights, cap, parent.root, owner, via, False, code)
+        st = self._new_state(res, rights, cap, parent.root, owner, via, False, code, seq)
         st.pkey = parent.key if via else None
         px = new_proxy(st)
         by_id = self._by_id
         by_id[id(res)] = px
-        self._origin[st.ref] = seq
         if self.fingerprints:
             pending = self.pending_fp
             pending.append((seq, res))
@@ -842,8 +846,8 @@ class Membrane:
         px = self._by_id.get(id(v))
         if px is not None:
             return px
-        st = self._new_state(v, rights, cap, parent.root if parent else "", code=isinstance(v, _CODE_TYPES))
-        self._origin[st.ref] = ("callback", name, parent.ref if parent else 0)
+        st = self._new_state(v, rights, cap, parent.root if parent else "", code=isinstance(v, _CODE_TYPES),
+                             origin=("callback", name, parent.ref if parent else 0))
         px = new_proxy(st)
         self._by_id[id(v)] = px
         return px

@@ -243,7 +243,11 @@ def _run(compiled: bool, policy: Any, budget: int | None, steps: list[tuple[str,
     records = [msgspec.structs.replace(r, t=0.0, dur=0) for r in s.records]
     # and where every value stands: version, rights, capability, whether it is code
     states = sorted((st.ref, st.ver, st.rights, st.cap, st.code) for st in map(pp.proxy.state_of, s._m._by_id.values()))
-    return outcomes, records + states
+    # and what made each ref (the provenance refusals quote), one entry per ref made
+    m = s._m
+    assert len(m._origin) == m._next_ref
+    paths = [m.path(ref) for ref in range(1, m._next_ref)]
+    return outcomes, records + states + paths
 
 
 #: Call arguments: literals (the compiled path), a plain proxy, and what the pure path
