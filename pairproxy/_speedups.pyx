@@ -458,15 +458,22 @@ cdef inline object _record(object cls, object m, object st, tuple h, object rule
     the op's record (`arg`: the kind's own field, or `_NO_ARG`) and return the value for
     the agent.  `Membrane.attr` and `Membrane._run` in one."""
     recs = h[0]  # not typed `list`: a list subclass's own append must run (replay's does)
-    out, val = _c_out(m, res, st, via, _field(st, _rights), _field(st, _cap), len(recs), False)
+    cdef Py_ssize_t n = len(recs)
+    seq = n  # one int for the op's seq and the value's origin
+    if _is_literal(res, type(res)):
+        out = val = res
+    else:
+        out, val = _c_out(m, res, st, via, _field(st, _rights), _field(st, _cap), seq, False)
+        if len(recs) != n:  # wrapping recorded an op of its own (reaching a module imports it)
+            seq = len(recs)
     cdef double t0 = h[1]
     cdef long long pp0 = h[2]
     cdef double t = t0 + (p0 - pp0) * 1e-9
     if arg is _NO_ARG:
-        rec = cls(len(recs), t, h[3], _field(st, _ref), ver, "read", "allow", rule, h[4], out,
+        rec = cls(seq, t, h[3], _field(st, _ref), ver, "read", "allow", rule, h[4], out,
                   pp_perf_ns() - p0)
     else:
-        rec = cls(len(recs), t, h[3], _field(st, _ref), ver, "read", "allow", rule, h[4], out,
+        rec = cls(seq, t, h[3], _field(st, _ref), ver, "read", "allow", rule, h[4], out,
                   pp_perf_ns() - p0, None, None, "", arg)
     recs.append(rec)
     return val
@@ -698,9 +705,16 @@ cdef object _run_fast(object cls, object m, object tgt, tuple h, object rule, ob
         m._failed(cls, tgt, p0, e, dict(zip(names, own)), effect)
         raise
     recs = h[0]  # not typed `list`: a list subclass's own append must run (replay's does)
-    out, val = _c_out(m, res, tgt, "", rights, cap or _field(tgt, _cap), len(recs), code_call)
+    cdef Py_ssize_t n = len(recs)
+    seq = n  # as in `_record`
+    if _is_literal(res, type(res)):
+        out = val = res
+    else:
+        out, val = _c_out(m, res, tgt, "", rights, cap or _field(tgt, _cap), seq, code_call)
+        if len(recs) != n:
+            seq = len(recs)
     # positionally (`ops.Op`): the base fields, error, fp, prev, then `own` (`names`)
-    recs.append(cls(len(recs), t0 + (p0 - pp0) * 1e-9, h[3], _field(tgt, _ref), ver, effect,
+    recs.append(cls(seq, t0 + (p0 - pp0) * 1e-9, h[3], _field(tgt, _ref), ver, effect,
                     "allow", rule, h[4], out, pp_perf_ns() - p0, None, None, "", *own))
     return val
 

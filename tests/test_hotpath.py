@@ -389,3 +389,35 @@ def test_the_core_suite_passes_on_the_pure_python_path() -> None:
     tail = "\n".join(proc.stdout.splitlines()[-15:])
     assert proc.returncode == 0, tail
     assert " passed" in tail and "failed" not in tail, tail
+
+
+class _ModuleHolder:
+    mod = math
+
+    def get_mod(self) -> types.ModuleType:
+        return math
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("code", ["v = h.mod", "v = h.get_mod()"])
+def test_a_module_reached_by_an_op_is_imported_first_and_seqs_stay_in_order(compiled: bool, code: str) -> None:
+    # Reaching a module is an import: its own op, recorded before the op that reached it
+    # (which then takes the next seq, not the import's).
+    if compiled and not hotpath.compiled_available():
+        pytest.skip("compiled path not built")
+    before = hotpath.active()
+    try:
+        hotpath.use_compiled(compiled)
+        s = pp.Session()
+        ns: dict[str, Any] = {"h": _ModuleHolder()}
+        s.exec(code, ns)
+        recs = s.records
+        assert [r.seq for r in recs] == list(range(len(recs)))
+        kinds = [type(r).__name__ for r in recs]
+        at = kinds.index("Import")
+        reached = recs[at + 1]
+        assert type(reached).__name__ == ("Attr" if "get_mod" not in code else "Call")
+        assert reached.out == O.Ref(recs[at].out.ref, 0)  # the module's ref, made by the import
+        assert pp.unwrap(ns["v"]) is math
+    finally:
+        hotpath.use_compiled(before == "compiled")
