@@ -310,7 +310,7 @@ def _arrow_digest(arr: Any, sample: Sample | None) -> bytes | None:
     bytes of its strings (of the sampled blocks: zero-copy slices); None for anything
     else.  Lengths and bytes go to two hashes, so chunk boundaries do not count."""
     np = sys.modules["numpy"]
-    width = _string_offset_types().get(arr.type)
+    width = _string_offset_types().get(arr.type.id)
     if width is None or arr.null_count:
         return None
     if sample is None and len(arr) <= _FEW_STRINGS:
@@ -360,11 +360,12 @@ def _rows(ranges: Any) -> Any:
 
 
 @functools.cache
-def _string_offset_types() -> dict[Any, Any]:
-    """Arrow string types -> the numpy type of their offsets."""
+def _string_offset_types() -> dict[int, Any]:
+    """Arrow string types, by type id (neither has parameters), -> the numpy type of their
+    offsets.  By id: hashing an arrow type costs about a microsecond."""
     pa = sys.modules["pyarrow"]
     np = sys.modules["numpy"]
-    return {pa.string(): np.int32, pa.large_string(): np.int64}
+    return {pa.string().id: np.int32, pa.large_string().id: np.int64}
 
 
 def _arrow_pieces(arr: Any, sample: Sample | None) -> Iterator[tuple[Any, Sequence[tuple[int, int]]]]:
@@ -422,7 +423,7 @@ def _index_list(index: Any) -> list[Any]:
     """``index.tolist()``, straight from arrow for arrow-backed strings (``tolist`` goes
     through numpy objects, which costs more than the rest of a small frame's hash)."""
     arrow = getattr(getattr(index, "_values", None), "_pa_array", None)
-    if arrow is not None and arrow.type in _string_offset_types():
+    if arrow is not None and arrow.type.id in _string_offset_types():
         return arrow.to_pylist()  # type: ignore[no-any-return]
     return index.tolist()  # type: ignore[no-any-return]
 
