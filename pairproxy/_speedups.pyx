@@ -311,6 +311,9 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
         pending = <list>_field(m, _m_pending)
         pending.append((seq, res))
         if len(pending) >= _fp_batch:  # a long loop: do not keep every result alive
+            # the entries of released values, which `fingerprint_pending` skips first,
+            # dropped here in one pass at C speed (a loop's rows are nearly all of them)
+            pending[:] = [e for e in pending if e is not _released]
             m.fingerprint_pending()
     cdef list young = <list>_field(m, _m_young)
     if young:
