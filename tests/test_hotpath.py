@@ -340,26 +340,32 @@ def test_a_compiled_proxy_is_a_whole_proxy_and_frees_what_it_holds() -> None:
         _speedups.new_proxy(object())
 
 
-@pytest.mark.parametrize("compiled", [True, False])
-def test_a_failed_attribute_read_is_not_retried_on_the_real_object(compiled: bool) -> None:
-    # Python answers an AttributeError from __getattribute__ by calling __getattr__;
-    # wrapt's reads the real object's attribute again, unjudged and unwrapped.
-    if compiled and not hotpath.compiled_available():
+@pytest.fixture(params=[True, False], ids=["compiled", "pure"])
+def either_path(request: pytest.FixtureRequest) -> Iterator[bool]:
+    """Run the test on the compiled path (skipped where it is not built) and on the pure
+    Python one; the path in use before is restored after."""
+    if request.param and not hotpath.compiled_available():
         pytest.skip("compiled path not built")
     before = hotpath.active()
+    hotpath.use_compiled(request.param)
     try:
-        hotpath.use_compiled(compiled)
-        s = pp.Session()
-        t = Thing()
-        ns: dict[str, Any] = {"t": t}
-        with pytest.raises(AttributeError, match="not this time"):
-            s.exec("v = t.flaky", ns)
-        assert t.reads == 1 and "v" not in ns  # read once, not twice
-        s.exec("v = t.flaky", ns)  # the second read works: a proxy, as for any value
-        assert t.reads == 2 and pp.is_proxy(ns["v"]) and pp.unwrap(ns["v"]) == [2]
-        assert s.exec("hasattr(t, 'flaky')", ns) is False and t.reads == 3
+        yield request.param
     finally:
         hotpath.use_compiled(before == "compiled")
+
+
+def test_a_failed_attribute_read_is_not_retried_on_the_real_object(either_path: bool) -> None:
+    # Python answers an AttributeError from __getattribute__ by calling __getattr__;
+    # wrapt's reads the real object's attribute again, unjudged and unwrapped.
+    s = pp.Session()
+    t = Thing()
+    ns: dict[str, Any] = {"t": t}
+    with pytest.raises(AttributeError, match="not this time"):
+        s.exec("v = t.flaky", ns)
+    assert t.reads == 1 and "v" not in ns  # read once, not twice
+    s.exec("v = t.flaky", ns)  # the second read works: a proxy, as for any value
+    assert t.reads == 2 and pp.is_proxy(ns["v"]) and pp.unwrap(ns["v"]) == [2]
+    assert s.exec("hasattr(t, 'flaky')", ns) is False and t.reads == 3
 
 
 def test_a_non_proxy_is_refused_as_by_the_slot_descriptor() -> None:
@@ -398,26 +404,18 @@ class _ModuleHolder:
         return math
 
 
-@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("code", ["v = h.mod", "v = h.get_mod()"])
-def test_a_module_reached_by_an_op_is_imported_first_and_seqs_stay_in_order(compiled: bool, code: str) -> None:
+def test_a_module_reached_by_an_op_is_imported_first_and_seqs_stay_in_order(either_path: bool, code: str) -> None:
     # Reaching a module is an import: its own op, recorded before the op that reached it
     # (which then takes the next seq, not the import's).
-    if compiled and not hotpath.compiled_available():
-        pytest.skip("compiled path not built")
-    before = hotpath.active()
-    try:
-        hotpath.use_compiled(compiled)
-        s = pp.Session()
-        ns: dict[str, Any] = {"h": _ModuleHolder()}
-        s.exec(code, ns)
-        recs = s.records
-        assert [r.seq for r in recs] == list(range(len(recs)))
-        kinds = [type(r).__name__ for r in recs]
-        at = kinds.index("Import")
-        reached = recs[at + 1]
-        assert type(reached).__name__ == ("Attr" if "get_mod" not in code else "Call")
-        assert reached.out == O.Ref(recs[at].out.ref, 0)  # the module's ref, made by the import
-        assert pp.unwrap(ns["v"]) is math
-    finally:
-        hotpath.use_compiled(before == "compiled")
+    s = pp.Session()
+    ns: dict[str, Any] = {"h": _ModuleHolder()}
+    s.exec(code, ns)
+    recs = s.records
+    assert [r.seq for r in recs] == list(range(len(recs)))
+    kinds = [type(r).__name__ for r in recs]
+    at = kinds.index("Import")
+    reached = recs[at + 1]
+    assert type(reached).__name__ == ("Attr" if "get_mod" not in code else "Call")
+    assert reached.out == O.Ref(recs[at].out.ref, 0)  # the module's ref, made by the import
+    assert pp.unwrap(ns["v"]) is math
