@@ -401,19 +401,16 @@ cdef int _release_young(object m, list young, dict by_id) except -1:
         p = pp_dict_get(by_id, rid)
         if p is not NULL and pp_refcnt(p) > 1:
             continue  # held by more than the map: the common case, inline
-        if _let_go_young(m, by_id, rid) and i < len(young) and young[i] is rid:
+        # (not in the map: gone already, and nothing ran since `young[i]` was read)
+        if p is NULL or (_let_go_young(m, by_id, rid, p) and i < len(young) and young[i] is rid):
             del young[i]
     return 0
 
 
-cdef bint _let_go_young(object m, dict by_id, object rid) except -1:
-    """`Membrane._let_go(rid, scan_pending=True)` on borrowed references: the counts
-    below are the holders themselves, with no local or argument among them."""
-    cdef PyObject* p = pp_dict_get(by_id, rid)
-    if p is NULL:
-        return True
-    if pp_refcnt(p) > 1:  # held by more than the map
-        return False
+cdef bint _let_go_young(object m, dict by_id, object rid, PyObject* p) except -1:
+    """`Membrane._let_go(rid, scan_pending=True)` on borrowed references: `p` is the
+    proxy ``by_id[rid]``, held by the map alone; the counts below are the holders
+    themselves, with no local or argument among them."""
     cdef PyObject* sp = pp_slotp(p, _slot)
     if sp is NULL or type(<object>sp) is not _State:
         return False
@@ -776,8 +773,10 @@ cdef object _call(object self, tuple args, dict kwargs):
     if st is None:
         return _pure_call(self, *args)
     m = _field(st, _m)
-    hot = _hot_of(m)
-    if hot is None or not PyObject_TypeCheck(m, <PyTypeObject*>_Membrane):
+    if not PyObject_TypeCheck(m, <PyTypeObject*>_Membrane):
+        return m.call(st, args, {})
+    hot = _field(m, _m_hot)  # its slots are read below too
+    if hot is None:
         return m.call(st, args, {})
     plain = _plain_args(args)
     if plain is None:
