@@ -31,6 +31,10 @@ arrow string columns, where scattered rows would need a gather of every string.
 Arrow strings are hashed as their lengths and bytes (two streams, so the hash does not
 depend on how the column is split into chunks).
 
+Where the optional compiled module `pairproxy._arrowhash` is built, polars columns of
+numbers and strings, and pandas' arrow strings, are hashed from their arrow buffers in C:
+the same bytes, so the same digests (`COMPILED_DIGESTS` switches it off).
+
 `SCHEME` numbers this way of hashing; a log's header records it, and replay compares
 content hashes only with a log made under the same scheme.
 """
@@ -47,6 +51,11 @@ import msgspec
 import xxhash
 
 from . import ops as O
+
+try:
+    from . import _arrowhash
+except ImportError:  # not built: every column through the Python code
+    _arrowhash = None  # type: ignore[assignment]
 
 #: How content hashes are made (recorded in log headers; see the module docstring).
 #: 1: SHA-256, rows sampled through pandas/polars indexing, polars by ``hash_rows``.
@@ -72,6 +81,11 @@ BLOCK_ROWS = 256
 BATCH = 256
 
 _DTYPE_TEXT_MAX = 400
+
+#: Hash polars columns of numbers and strings through `pairproxy._arrowhash` when it is
+#: built: the same digests as the Python code, read from their arrow buffers in C (tests
+#: switch it off to compare).
+COMPILED_DIGESTS = True
 
 #: Hashes already computed in one `apply_pending` call, by what identifies the bytes
 #: (an array's id, a buffer's address and layout) -> (digest, the object).  Holding the
@@ -313,6 +327,10 @@ def _arrow_digest(arr: Any, sample: Sample | None) -> bytes | None:
     width = _string_offset_types().get(arr.type.id)
     if width is None or arr.null_count:
         return None
+    if COMPILED_DIGESTS and _arrowhash is not None:
+        digest = _compiled_digest(arr, sample)
+        if digest is not None:
+            return digest
     if sample is None and len(arr) <= _FEW_STRINGS:
         return _strings_digest(arr.to_pylist())
     lengths, data = _hasher(), _hasher()
@@ -503,6 +521,10 @@ def _polars_digest(s: Any, dtype: Any, sample: Sample | None, memo: Memo) -> byt
     arrow lengths and bytes, anything else (or with nulls) through polars' own
     ``hash(seed=0)`` (stable for one polars version: replay under another may diverge)."""
     kind = _polars_kind(type(dtype))
+    if kind != "other" and COMPILED_DIGESTS and _arrowhash is not None:
+        digest = _compiled_digest(s, sample)
+        if digest is not None:
+            return digest
     if kind != "other" and not s.null_count():
         if kind == "buffer":
             a = s.to_numpy()  # no copy
@@ -519,6 +541,17 @@ def _polars_digest(s: Any, dtype: Any, sample: Sample | None, memo: Memo) -> byt
     if sample is not None:
         s = s.gather(sample.index)
     return _digest(s.hash(seed=0).to_numpy())
+
+
+def _compiled_digest(column: Any, sample: Sample | None) -> bytes | None:
+    """The digest of one column of numbers or strings (a polars Series, a pyarrow
+    ChunkedArray) read in C from its arrow export: the same bytes as `_polars_digest` and
+    `_arrow_digest` hash.  None where the Python code decides (another type, nulls, an
+    export it cannot read)."""
+    try:
+        return _arrowhash.column_digest(column, None if sample is None else sample.ranges, _hasher)
+    except Exception:  # e.g. a string view naming a buffer that is not there
+        return None
 
 
 _POLARS_KINDS: dict[Any, str] = {}

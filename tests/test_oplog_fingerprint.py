@@ -240,17 +240,120 @@ class TestArrowStrings:
             buffers = [F._arrow_digest(a, None) for a in arrays] + [F._polars_digest(pl.Series(values, dtype=pl.String), pl.String(), None, {})]
         assert few == buffers and len(set(few)) == 1
 
-    def test_polars_strings_hash_alike_whether_or_not_pyarrow_was_imported(self) -> None:
+    @pytest.mark.parametrize("compiled", [False, True])
+    def test_polars_strings_hash_alike_whether_or_not_pyarrow_was_imported(self, compiled: bool) -> None:
         import subprocess
         import sys
 
+        if compiled and F._arrowhash is None:
+            pytest.skip("pairproxy._arrowhash is not built")
         code = (
             "import sys, polars as pl\n"
-            "from pairproxy.fingerprint import fingerprint\n"
-            f"fp = fingerprint(pl.DataFrame({{'s': {self.strings(50)!r}, 'v': list(range(50))}}))\n"
-            "assert 'pyarrow' in sys.modules  # imported by the fingerprint, not before\n"
+            "from pairproxy import fingerprint as F\n"
+            f"F.COMPILED_DIGESTS = {compiled}\n"
+            f"fp = F.fingerprint(pl.DataFrame({{'s': {self.strings(50)!r}, 'v': list(range(50))}}))\n"
+            # the Python code imports pyarrow itself; the compiled one reads polars' export
+            f"assert ('pyarrow' in sys.modules) is {not compiled}, sorted(sys.modules)\n"
             "print(fp.hash)\n"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         here = fingerprint(pl.DataFrame({"s": self.strings(50), "v": list(range(50))}))
         assert out.stdout.strip() == here.hash
+
+
+_POLARS_TYPES = [pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64,
+                 pl.Float32, pl.Float64, pl.String, pl.Datetime("us"), pl.Datetime("ns", "Europe/Paris"),
+                 pl.Datetime("ms", "UTC"), pl.Duration("ms"), pl.Date, pl.Boolean, pl.Categorical]
+#: Types `pairproxy._arrowhash` hashes itself (the others are left to the Python code).
+_COMPILED_TYPES = {"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
+                   "Float32", "Float64", "String", "Datetime", "Duration"}
+
+
+@st.composite
+def _polars_column(draw: st.DrawFn, n: int) -> pl.Series:
+    dtype = draw(st.sampled_from(_POLARS_TYPES))
+    text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)  # short and long views
+    values = draw(st.lists(st.integers(0, 2**7 - 1) if dtype != pl.String and dtype != pl.Categorical else text,
+                           min_size=n, max_size=n))
+    if dtype == pl.Boolean:
+        values = [v % 2 == 0 for v in values]
+    if draw(st.booleans()) and n:  # a null somewhere: the Python code decides
+        values[draw(st.integers(0, n - 1))] = None
+    if dtype in (pl.String, pl.Categorical):
+        s = pl.Series("c", values, dtype=pl.String).cast(dtype)
+    elif dtype == pl.Date:
+        s = pl.Series("c", values, dtype=pl.Int32).cast(pl.Date)
+    elif isinstance(dtype, pl.Datetime | pl.Duration) or dtype in (pl.Float32, pl.Float64):
+        s = pl.Series("c", values, dtype=pl.Int64).cast(pl.Float64 if dtype in (pl.Float32, pl.Float64) else dtype)
+        s = s.cast(dtype) if dtype in (pl.Float32, pl.Float64) else s
+    else:
+        s = pl.Series("c", values, dtype=dtype)
+    # cut into chunks (an offset into a buffer for every chunk but the first)
+    cuts = sorted(draw(st.lists(st.integers(0, n), max_size=3)))
+    pieces = [s.slice(a, b - a) for a, b in zip([0, *cuts], [*cuts, n], strict=True)]
+    return pl.concat(pieces, rechunk=False) if len(pieces) > 1 else s
+
+
+def test_the_compiled_digests_are_built() -> None:
+    # as for the compiled hot path (tests/test_hotpath.py): only PAIRPROXY_NO_EXTENSIONS=1
+    # at install time goes without
+    import os
+
+    if os.environ.get("PAIRPROXY_NO_EXTENSIONS", "").strip() not in ("", "0"):
+        pytest.skip("installed with PAIRPROXY_NO_EXTENSIONS")
+    assert F._arrowhash is not None and F.COMPILED_DIGESTS
+
+
+@pytest.mark.skipif(F._arrowhash is None, reason="pairproxy._arrowhash is not built")
+class TestCompiledDigests:
+    """`pairproxy._arrowhash` must make exactly the digests of the Python code it stands
+    in for, or stand aside (None)."""
+
+    @given(data=st.data(), n=st.integers(0, 40), width=st.integers(1, 4), sampled=st.booleans())
+    def test_frames_hash_as_the_python_code_hashes_them(self, data: st.DataObject, n: int, width: int,
+                                                        sampled: bool) -> None:
+        frame = pl.DataFrame([data.draw(_polars_column(n)).alias(f"c{i}") for i in range(width)])
+        chunks = frame.n_chunks("all")
+        with pytest.MonkeyPatch.context() as mp:
+            if sampled:  # small blocks that straddle chunk boundaries
+                mp.setattr(F, "SAMPLE_ROWS", 10)
+                mp.setattr(F, "SAMPLE_SIZE", 8)
+                mp.setattr(F, "BLOCK_ROWS", 3)
+            sample = F._sample_rows(n)
+            compiled = [F._compiled_digest(s, sample) for s in frame.get_columns()]
+            got = (fingerprint(frame), [fingerprint(s) for s in frame.get_columns()])
+            mp.setattr(F, "COMPILED_DIGESTS", False)
+            want = (fingerprint(frame), [fingerprint(s) for s in frame.get_columns()])
+            python = [F._polars_digest(s, s.dtype, sample, {}) for s in frame.get_columns()]
+        assert got == want
+        for s, c, p in zip(frame.get_columns(), compiled, python, strict=True):
+            covered = type(s.dtype).__name__ in _COMPILED_TYPES and not s.null_count()
+            assert (c is not None) == covered, (s.dtype, s.null_count())
+            assert c is None or c == p
+        assert frame.n_chunks("all") == chunks  # hashing does not rechunk the frame
+
+    @given(st.lists(st.text(max_size=15), max_size=40), st.lists(st.integers(0, 40), max_size=3))
+    def test_pandas_arrow_strings_hash_as_the_python_code_hashes_them(self, values: list[str], cuts: list[int]) -> None:
+        import pyarrow as pa
+
+        bounds = sorted(min(c, len(values)) for c in cuts)
+        chunked = pa.chunked_array([pa.array(values[a:b], type=pa.large_string())
+                                    for a, b in zip([0, *bounds], [*bounds, len(values)], strict=True)])
+        compiled = F._compiled_digest(chunked, None)
+        series = pd.Series(values, dtype="str")
+        on = fingerprint(series)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(F, "COMPILED_DIGESTS", False)
+            assert fingerprint(series) == on
+            mp.setattr(F, "_FEW_STRINGS", -1)  # the buffer route, not Python strings
+            assert compiled == F._arrow_digest(chunked, None) is not None
+
+    def test_what_it_cannot_read_is_left_to_the_python_code(self) -> None:
+        from pairproxy._arrowhash import column_digest
+
+        assert column_digest(pl.Series([1, 2]), None, F._hasher) is not None
+        assert column_digest(object(), None, F._hasher) is None  # no arrow export at all
+        assert column_digest(pl.Series([1, None]), None, F._hasher) is None  # a null
+        assert column_digest(pl.Series([True]), None, F._hasher) is None  # booleans
+        assert column_digest(pl.Series([[1]]), None, F._hasher) is None  # lists
+        assert column_digest(pl.Series(["a"], dtype=pl.Categorical), None, F._hasher) is None  # a dictionary
