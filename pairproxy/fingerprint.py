@@ -82,9 +82,9 @@ BATCH = 256
 
 _DTYPE_TEXT_MAX = 400
 
-#: Hash polars columns of numbers and strings through `pairproxy._arrowhash` when it is
-#: built: the same digests as the Python code, read from their arrow buffers in C (tests
-#: switch it off to compare).
+#: Hash polars columns of numbers and strings, and pandas' arrow strings, through
+#: `pairproxy._arrowhash` when it is built: the same digests as the Python code, read
+#: from their arrow buffers in C (tests switch it off to compare).
 COMPILED_DIGESTS = True
 
 #: Hashes already computed in one `apply_pending` call, by what identifies the bytes
@@ -327,10 +327,9 @@ def _arrow_digest(arr: Any, sample: Sample | None) -> bytes | None:
     width = _string_offset_types().get(arr.type.id)
     if width is None or arr.null_count:
         return None
-    if COMPILED_DIGESTS and _arrowhash is not None:
-        digest = _compiled_digest(arr, sample)
-        if digest is not None:
-            return digest
+    digest = _compiled_digest(arr, sample)
+    if digest is not None:
+        return digest
     if sample is None and len(arr) <= _FEW_STRINGS:
         return _strings_digest(arr.to_pylist())
     lengths, data = _hasher(), _hasher()
@@ -521,10 +520,8 @@ def _polars_digest(s: Any, dtype: Any, sample: Sample | None, memo: Memo) -> byt
     arrow lengths and bytes, anything else (or with nulls) through polars' own
     ``hash(seed=0)`` (stable for one polars version: replay under another may diverge)."""
     kind = _polars_kind(type(dtype))
-    if kind != "other" and COMPILED_DIGESTS and _arrowhash is not None:
-        digest = _compiled_digest(s, sample)
-        if digest is not None:
-            return digest
+    if kind != "other" and (digest := _compiled_digest(s, sample)) is not None:
+        return digest
     if kind != "other" and not s.null_count():
         if kind == "buffer":
             a = s.to_numpy()  # no copy
@@ -547,7 +544,10 @@ def _compiled_digest(column: Any, sample: Sample | None) -> bytes | None:
     """The digest of one column of numbers or strings (a polars Series, a pyarrow
     ChunkedArray) read in C from its arrow export: the same bytes as `_polars_digest` and
     `_arrow_digest` hash.  None where the Python code decides (another type, nulls, an
-    export it cannot read)."""
+    export it cannot read), and always when `pairproxy._arrowhash` is not built or
+    `COMPILED_DIGESTS` is off."""
+    if _arrowhash is None or not COMPILED_DIGESTS:
+        return None
     try:
         return _arrowhash.column_digest(column, None if sample is None else sample.ranges, _hasher)
     except Exception:  # e.g. a string view naming a buffer that is not there
