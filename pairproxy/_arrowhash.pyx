@@ -236,11 +236,18 @@ cdef int _hash_range(_Column col, ArrowArray* chunk, int64_t offset, int64_t a, 
             for k in range(a, b):
                 out[k - a] = o64[k + 1] - o64[k]
             lo, hi = o64[a], o64[b]
+        for k in range(b - a):
+            if out[k] < 0:  # offsets that go back: not a string array this reads
+                raise ValueError("string offsets that decrease")
+        if lo < 0:
+            raise ValueError("a negative string offset")
         col.values.update(lengths)
         if hi > lo:
             base = <const char*>chunk.buffers[2]
             col.data.update(PyMemoryView_FromMemory(<char*>base + lo, hi - lo, PyBUF_READ))
         return 0
+    # (The end of the data buffer is not in the C interface: offsets are trusted that far,
+    # as pyarrow trusts them; a view's data buffer size is, and it is checked below.)
     # string views: 16 bytes each; a length, then the bytes inline (up to 12) or a prefix,
     # the index of the data buffer (after the validity and views buffers) and an offset
     cdef const uint8_t* views = (<const uint8_t*>chunk.buffers[1]) + offset * 16
@@ -249,6 +256,8 @@ cdef int _hash_range(_Column col, ArrowArray* chunk, int64_t offset, int64_t a, 
     cdef int32_t size, buf, at
     for k in range(a, b):
         size = (<const int32_t*>(views + k * 16))[0]
+        if size < 0:
+            raise ValueError("a string view of negative length")
         out[k - a] = size
         total += size
     col.values.update(lengths)
@@ -265,8 +274,12 @@ cdef int _hash_range(_Column col, ArrowArray* chunk, int64_t offset, int64_t a, 
         else:
             buf = (<const int32_t*>(v + 8))[0]
             at = (<const int32_t*>(v + 12))[0]
-            if buf < 0 or buf + 2 >= chunk.n_buffers - 1:  # the last buffer holds their sizes
+            # the data buffers come after the validity and views buffers; the last buffer
+            # holds their sizes (int64): a view must lie inside the one it names
+            if buf < 0 or buf + 2 >= chunk.n_buffers - 1:
                 raise ValueError("a string view names a data buffer the array does not have")
+            if at < 0 or at + <int64_t>size > (<const int64_t*>chunk.buffers[chunk.n_buffers - 1])[buf]:
+                raise ValueError("a string view reaches past the end of its data buffer")
             memcpy(dst + n, (<const char*>chunk.buffers[buf + 2]) + at, size)
         n += size
     col.data.update(data)

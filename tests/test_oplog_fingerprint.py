@@ -348,6 +348,31 @@ class TestCompiledDigests:
             mp.setattr(F, "_FEW_STRINGS", -1)  # the buffer route, not Python strings
             assert compiled == F._arrow_digest(chunked, None) is not None
 
+    def test_malformed_string_arrays_are_refused_not_read_out_of_bounds(self) -> None:
+        # agent code can build arrays from raw buffers: views that reach past their data
+        # buffer, or offsets that go back, must raise (the Python code then decides)
+        import struct
+
+        import pyarrow as pa
+
+        from pairproxy._arrowhash import column_digest
+
+        def views(size: int, buf: int, at: int) -> Any:
+            data = pa.py_buffer(b"x" * 20)
+            view = pa.py_buffer(struct.pack("<i4sii", size, b"xxxx", buf, at))
+            return pa.chunked_array([pa.Array.from_buffers(pa.string_view(), 1, [None, view, data])])
+
+        assert column_digest(views(16, 0, 2), None, F._hasher) is not None  # inside the buffer
+        for bad, message in [((16, 0, 10), "past the end"), ((16, 0, -1), "past the end"),
+                             ((16, 1, 0), "data buffer the array does not have"), ((-3, 0, 0), "negative length")]:
+            with pytest.raises(ValueError, match=message):
+                column_digest(views(*bad), None, F._hasher)
+        offsets = pa.py_buffer(np.array([0, 3, 1, 4], dtype=np.int32).tobytes())
+        backwards = pa.Array.from_buffers(pa.string(), 3, [None, offsets, pa.py_buffer(b"abcd")])
+        with pytest.raises(ValueError, match="decrease"):
+            column_digest(pa.chunked_array([backwards]), None, F._hasher)
+        assert F._compiled_digest(pa.chunked_array([backwards]), None) is None
+
     def test_what_it_cannot_read_is_left_to_the_python_code(self) -> None:
         from pairproxy._arrowhash import column_digest
 
