@@ -190,30 +190,31 @@ cdef object _digest(ArrowArrayStream* stream, ArrowSchema* schema, ArrowArray* a
             break
         if array.null_count != 0:  # nulls (or an unknown count): the Python code decides
             return None
-        _hash_rows(col, array, array.offset, first, blocks)
+        _hash_rows(col, array, first, blocks)
         first += array.length
         array.release(array)
         array.release = NULL
     return col.values.digest() if col.layout == FIXED else col.values.digest() + col.data.digest()
 
 
-cdef int _hash_rows(_Column col, ArrowArray* chunk, int64_t offset, int64_t first, tuple blocks) except -1:
+cdef int _hash_rows(_Column col, ArrowArray* chunk, int64_t first, tuple blocks) except -1:
     """Hash the rows of `chunk` (rows ``first ..`` of the column) that `blocks` selects."""
     cdef int64_t length = chunk.length, a, b
     if blocks is None:
         if length:
-            _hash_range(col, chunk, offset, 0, length)
+            _hash_range(col, chunk, 0, length)
         return 0
     for start, stop in blocks:
         a = max(<int64_t>start - first, 0)
         b = min(<int64_t>stop - first, length)
         if a < b:
-            _hash_range(col, chunk, offset, a, b)
+            _hash_range(col, chunk, a, b)
     return 0
 
 
-cdef int _hash_range(_Column col, ArrowArray* chunk, int64_t offset, int64_t a, int64_t b) except -1:
-    """Feed rows ``a:b`` of `chunk` (at `offset` in its buffers) to the column's hashes."""
+cdef int _hash_range(_Column col, ArrowArray* chunk, int64_t a, int64_t b) except -1:
+    """Feed rows ``a:b`` of `chunk` to the column's hashes."""
+    cdef int64_t offset = chunk.offset  # of its rows in its buffers
     cdef const char* base
     if col.layout == FIXED:
         base = <const char*>chunk.buffers[1]
