@@ -520,9 +520,10 @@ def _polars_digest(s: Any, dtype: Any, sample: Sample | None, memo: Memo) -> byt
     arrow lengths and bytes, anything else (or with nulls) through polars' own
     ``hash(seed=0)`` (stable for one polars version: replay under another may diverge)."""
     kind = _polars_kind(type(dtype))
-    if kind != "other" and (digest := _compiled_digest(s, sample)) is not None:
-        return digest
     if kind != "other" and not s.null_count():
+        digest = _compiled_digest(s, sample)
+        if digest is not None:
+            return digest
         if kind == "buffer":
             a = s.to_numpy()  # no copy
             if a.dtype.kind in "biufcmM":

@@ -22,7 +22,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import pairproxy as pp
-from pairproxy import hotpath
+from pairproxy import fingerprint, hotpath
 from pairproxy import ops as O
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,13 +33,15 @@ needs_compiled = pytest.mark.skipif(
 )
 
 
-def test_the_compiled_path_is_built_and_in_use() -> None:
-    # The project's setup builds it (a C compiler is part of the supported machine);
+def test_the_compiled_parts_are_built_and_in_use() -> None:
+    # The project's setup builds them (a C compiler is part of the supported machine);
     # PAIRPROXY_NO_EXTENSIONS=1 at install time is the one way to go without.
     if os.environ.get("PAIRPROXY_NO_EXTENSIONS", "").strip() not in ("", "0"):
         pytest.skip("installed with PAIRPROXY_NO_EXTENSIONS")
     assert hotpath.compiled_available(), hotpath.why_not_compiled()
     assert hotpath.active() == ("pure" if PURE_BY_ENV else "compiled")
+    # the column digests of result fingerprints (pairproxy._arrowhash)
+    assert fingerprint._arrowhash is not None and fingerprint.COMPILED_DIGESTS
 
 
 @needs_compiled
