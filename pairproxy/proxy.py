@@ -111,7 +111,14 @@ class Proxy(wrapt.BaseObjectProxy):  # type: ignore[misc]
         # read the attribute off the real object, unjudged and unwrapped (a property that
         # fails once and then works would hand over its raw value): the error stands.
         e, _ATTRIBUTE_ERROR.error = getattr(_ATTRIBUTE_ERROR, "error", None), None
-        raise e if e is not None else AttributeError(f"{type(self).__qualname__!r} object has no attribute {name!r}")
+        if e is None:
+            e = AttributeError(f"{type(self).__qualname__!r} object has no attribute {name!r}")
+        try:
+            raise e
+        finally:
+            # the error's traceback holds this frame: a local holding the error would make
+            # a cycle that keeps the proxy (and every frame on the way) until a GC pass
+            del e
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name[:1] == "_" and (name.startswith("_self_") or name in _SEALED_NAMES):

@@ -282,6 +282,8 @@ _STEPS = st.one_of(
     steps=[("binop", ("seq", "iadd", "s")), ("call", ("seq.count", ("s",)))], policy="none", budget=None)
 @example(  # a proxy argument is recorded at its version
     steps=[("call", ("seq.append", (1,))), ("call", ("echo", ("<seq>", 1)))], policy="none", budget=None)
+@example(  # a failed read's error must not keep the value it was read on alive (pure path)
+    steps=[("attr", "fresh"), ("attr", "n"), ("attr", "__class__"), ("attr", "table")], policy="none", budget=None)
 @given(
     steps=st.lists(_STEPS, min_size=1, max_size=14),
     policy=st.sampled_from(["none", "read_only", "rules"]),
@@ -368,6 +370,24 @@ def test_a_failed_attribute_read_is_not_retried_on_the_real_object(either_path: 
     s.exec("v = t.flaky", ns)  # the second read works: a proxy, as for any value
     assert t.reads == 2 and pp.is_proxy(ns["v"]) and pp.unwrap(ns["v"]) == [2]
     assert s.exec("hasattr(t, 'flaky')", ns) is False and t.reads == 3
+
+
+def test_a_failed_attribute_read_keeps_nothing_alive(either_path: bool) -> None:
+    # the error's traceback holds the frames it passed through: none of them may keep the
+    # proxy (and so its value) alive until a GC pass, as a cycle through them would
+    import gc
+
+    s = pp.Session()
+    fresh = s.wrap(Thing(), name="thing").fresh
+    held = sys.getrefcount(fresh)
+    gc.disable()
+    try:
+        for _ in range(3):
+            with pytest.raises(AttributeError):
+                fresh.n  # noqa: B018
+        assert sys.getrefcount(fresh) == held
+    finally:
+        gc.enable()
 
 
 def test_a_non_proxy_is_refused_as_by_the_slot_descriptor() -> None:
