@@ -83,6 +83,17 @@ cdef extern from *:
         if (call) t->tp_call = (ternaryfunc)call;
         PyType_Modified(t);
     }
+    /* Called first on a path where a fast path hands on (to the pure methods): the
+       compiler takes a path to a cold function as rare and lays it out of line, so the
+       fast paths' own code sits in fewer instruction-cache lines.  Between two ops the
+       real work evicts those lines: on the 10k-row polars loop, the compiled path ran as
+       many instructions as RestrictedPython with hooks but missed the instruction cache
+       twice as often (callgrind's cache model; this cut its misses by 7%). */
+    #if defined(__GNUC__)
+    static void __attribute__((cold, noinline)) pp_cold(void) { __asm__ volatile(""); }
+    #else
+    static void pp_cold(void) {}
+    #endif
     /* Store a new reference to v in an object slot (releasing what it held). */
     static inline void pp_set_slot(PyObject *o, Py_ssize_t off, PyObject *v) {
         PyObject **p = (PyObject **)((char *)o + off);
@@ -99,6 +110,7 @@ cdef extern from *:
     PyObject* pp_pending_value(object lst, Py_ssize_t j)
     bint pp_tuple_iter(object o)
     void pp_set_slot(object o, Py_ssize_t off, object v)
+    void pp_cold()
     void pp_set_slots(object cls, void *getattro, void *subscript, void *iternext, void *call)
 
 cdef bint _ready = False
@@ -277,13 +289,13 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
         return _Seq("tuple", list(<tuple>res)), res  # `Membrane._out_tuple`, all literals
     if (k is None or t in _proxy_types or issubclass(t, _Outbound) or type(parent) is not _State
             or not PyObject_TypeCheck(m, <PyTypeObject*>_Membrane)):
-        return _pure_out(m, res, parent, via, rights, cap, seq, code_call)
+        return _out_elsewhere(m, res, parent, via, rights, cap, seq, code_call)
     if k == _METHOD:
         if getattr(res, "__self__", None) is not _field(parent, _obj):
-            return _pure_out(m, res, parent, via, rights, cap, seq, code_call)
+            return _out_elsewhere(m, res, parent, via, rights, cap, seq, code_call)
         return _out_method(m, res, parent, via, seq)
     if k != _OBJ or PyModule_Check(res):
-        return _pure_out(m, res, parent, via, rights, cap, seq, code_call)
+        return _out_elsewhere(m, res, parent, via, rights, cap, seq, code_call)
     cdef dict by_id = <dict>_field(m, _m_by_id)
     rid = id(res)
     known = by_id.get(rid)
@@ -449,6 +461,28 @@ def out(self, res, parent, via, rights, cap, seq, code_call=False):
     return _c_out(self, res, parent, via, rights, cap, seq, code_call)
 
 
+# The fast paths' hand-ons to the pure methods, each a rare path (see `pp_cold`).
+cdef object _out_elsewhere(object m, object res, object parent, object via, object rights,
+                           object cap, object seq, object code_call):
+    pp_cold()
+    return _pure_out(m, res, parent, via, rights, cap, seq, code_call)
+
+
+cdef object _attr_elsewhere(object m, object st, object name):
+    pp_cold()
+    return m.attr(st, name)
+
+
+cdef object _call_elsewhere(object m, object st, tuple args):
+    pp_cold()
+    return m.call(st, args, {})
+
+
+cdef object _binop_elsewhere(object m, object st, object name, object other):
+    pp_cold()
+    return _pure_binop(m, st, name, other)
+
+
 cdef object _NO_ARG = object()  # `_record`: the op kind has no field of its own
 
 
@@ -502,13 +536,15 @@ cdef object _getattro(object self, object name):
     # A `getattrofunc`: Python calls it with a str name.
     st = _state_of(self)
     if st is None or type(name) is not str:
+        pp_cold()
         return _pure_getattribute(self, name)
     if PyUnicode_GET_LENGTH(name) and PyUnicode_READ_CHAR(name, 0) == u"_":
+        pp_cold()
         return _underscore_attr(st, name)
     m = _field(st, _m)
     hot = _hot_of(m)
     if hot is None or not (_field(st, _rights) & 1):
-        return m.attr(st, name)
+        return _attr_elsewhere(m, st, name)
     cdef tuple h = <tuple>hot
     fast = h[5]
     if fast is None:
@@ -517,7 +553,7 @@ cdef object _getattro(object self, object name):
         key, root = _field(st, _key), _field(st, _root)
         rule = _cached_rule(h[6], fast, _ATTR, key, name, _READ, root)
         if rule is None:
-            return m.attr(st, name)
+            return _attr_elsewhere(m, st, name)
     cdef long long p0 = pp_perf_ns()
     try:
         res = getattr(_field(st, _obj), name)
@@ -626,11 +662,13 @@ def getitem(self, key):
 cdef object _getitem(object self, object key):
     st = _state_of(self)
     if st is None:
+        pp_cold()
         return _pure_getitem(self, key)
     m = _field(st, _m)
     hot = _hot_of(m)
     rule = _run_rule(hot, st, "getitem") if _is_literal(key, type(key)) else None
     if rule is None:
+        pp_cold()
         return m.getitem(st, key)
     cdef long long p0 = pp_perf_ns()
     ver = _field(st, _ver)
@@ -650,11 +688,13 @@ def next_(self):
 cdef object _next(object self):
     st = _state_of(self)
     if st is None:
+        pp_cold()
         return _pure_next(self)
     m = _field(st, _m)
     hot = _hot_of(m)
     rule = _run_rule(hot, st, "next")
     if rule is None:
+        pp_cold()
         return m.next_(st)
     cdef long long p0 = pp_perf_ns()
     ver = _field(st, _ver)
@@ -774,28 +814,28 @@ cdef object _call(object self, tuple args, dict kwargs):
         return _pure_call(self, *args)
     m = _field(st, _m)
     if not PyObject_TypeCheck(m, <PyTypeObject*>_Membrane):
-        return m.call(st, args, {})
+        return _call_elsewhere(m, st, args)
     hot = _field(m, _m_hot)  # its slots are read below too
     if hot is None:
-        return m.call(st, args, {})
+        return _call_elsewhere(m, st, args)
     plain = _plain_args(args)
     if plain is None:
-        return m.call(st, args, {})
+        return _call_elsewhere(m, st, args)
     # `Membrane._callee`, its two cases that need no search
     cdef bint is_method = _field(st, _method)
     if is_method:
         target = _field(st, _owner)
         if type(target) is not _State:
-            return m.call(st, args, {})
+            return _call_elsewhere(m, st, args)
         key = _field(target, _key)
         member = _field(st, _via)
     else:
         key = _field(st, _pkey)
         if key is None:
-            return m.call(st, args, {})
+            return _call_elsewhere(m, st, args)
         target, member = st, _field(st, _via)
     if member in _pandas_scoped:
-        return m.call(st, args, {})
+        return _call_elsewhere(m, st, args)
     rargs, eargs, arights, acap = plain
     own = _all_rights if _field(target, _code) else _field(target, _rights)
     rights = own & arights
@@ -806,10 +846,10 @@ cdef object _call(object self, tuple args, dict kwargs):
         effect = "compute"
     bit = _bit.get(effect)
     if bit is None or not (bit & rights) or effect == "mutate":
-        return m.call(st, args, {})
+        return _call_elsewhere(m, st, args)
     rule = _fast_rule(<tuple>hot, "call", key, member, effect, _field(target, _root))
     if rule is None:
-        return m.call(st, args, {})
+        return _call_elsewhere(m, st, args)
     cap = (_field(target, _cap) if own != _all_rights else "") or acap
     if is_method:
         fields = (member, eargs, {}, "")
@@ -830,17 +870,17 @@ def binop(self, st, name, other):
     m = self
     hot = _hot_of(m)
     if hot is None or type(st) is not _State or name in _inplace:
-        return _pure_binop(m, st, name, other)
+        return _binop_elsewhere(m, st, name, other)
     plain = _plain_args((other,))
     if plain is None:
-        return _pure_binop(m, st, name, other)
+        return _binop_elsewhere(m, st, name, other)
     rargs, eargs, orights, ocap = plain
     rights = _field(st, _rights) & orights
     if not (rights & _bit["compute"]):
-        return _pure_binop(m, st, name, other)
+        return _binop_elsewhere(m, st, name, other)
     rule = _fast_rule(<tuple>hot, "binop", _field(st, _key), name, "compute", _field(st, _root))
     if rule is None:
-        return _pure_binop(m, st, name, other)
+        return _binop_elsewhere(m, st, name, other)
     return _run_fast(_BinOp, m, st, <tuple>hot, rule, "compute", _BINOP_FIELDS, (name, eargs[0]),
                      _binop_funcs[name], (_field(st, _obj), rargs[0]), rights, _field(st, _cap) or ocap, False)
 
