@@ -123,6 +123,9 @@ class Thing:
         raise ValueError(f"failed with {len(args)} arguments")
 
     helper = staticmethod(lambda *args: ("helped", len(args)))  # a function, not a method
+    # a function whose result is a callable of a type never seen before (the compiled path
+    # hands such a value to the pure one): calling code does not make its result code
+    made = staticmethod(lambda *args: type("Made", (), {"__call__": lambda self: len(args)})())
     kind = OrderedList = type("OrderedList", (list,), {})  # a class: code, like functions
     pretender = Pretender()  # isinstance() believes its __class__: a function, so code
 
@@ -256,7 +259,7 @@ def _run(compiled: bool, policy: Any, budget: int | None, steps: list[tuple[str,
 #: handles (a list, literals out of range, a bound-method proxy, keyword arguments).
 _ARG_VALUES = {"<proxy>": lambda root: root.table, "<seq>": lambda root: root.seq, "<method>": lambda root: root.method}
 ARGS = [0, 1, "s", 2.5, None, True, math.inf, 2**63, "k" * 257, [1], "<proxy>", "<seq>", "<method>", "kw"]
-CALLEES = ["make", "same", "echo", "fail", "method", "helper", "seq.count", "seq.append", "seq.index"]
+CALLEES = ["make", "same", "echo", "fail", "method", "helper", "made", "seq.count", "seq.append", "seq.index"]
 
 #: Operators on a list or dict proxy: plain, reflected (the literal on the left), in place.
 _BINOPS = {
@@ -282,6 +285,8 @@ _STEPS = st.one_of(
     steps=[("binop", ("seq", "iadd", "s")), ("call", ("seq.count", ("s",)))], policy="none", budget=None)
 @example(  # a proxy argument is recorded at its version
     steps=[("call", ("seq.append", (1,))), ("call", ("echo", ("<seq>", 1)))], policy="none", budget=None)
+@example(  # a new kind of callable, made by calling code, is not code itself
+    steps=[("call", ("made", ()))], policy="none", budget=None)
 @example(  # a failed read's error must not keep the value it was read on alive (pure path)
     steps=[("attr", "fresh"), ("attr", "n"), ("attr", "__class__"), ("attr", "table")], policy="none", budget=None)
 @given(
