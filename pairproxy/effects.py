@@ -13,7 +13,10 @@ import fnmatch
 import sys
 import types
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 EFFECTS = ("read", "compute", "mutate", "io", "exec", "import", "notebook", "unknown")
 
@@ -35,6 +38,21 @@ def rights_names(bits: int) -> list[str]:
 
 
 # --- type keys ------------------------------------------------------------------------
+
+#: Entries a per-type cache keeps before it is emptied and refilled from use.  Such caches
+#: hold their types: without a bound, every class a long session makes (a namedtuple per
+#: ``df.itertuples()`` call) would stay alive with its entry.
+TYPE_CACHE_LIMIT = 4096
+
+
+def remember(cache: dict[_K, _V], key: _K, value: _V, limit: int | None = None) -> _V:
+    """``cache[key] = value``, emptying `cache` first when it already holds `limit`
+    entries (`TYPE_CACHE_LIMIT` by default); returns `value`.  Emptied in place: the
+    compiled paths hold some of these dicts themselves."""
+    if len(cache) >= (TYPE_CACHE_LIMIT if limit is None else limit):
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 class TypeKey:
@@ -79,7 +97,7 @@ def type_key(cls: type) -> TypeKey:
             for n in (public, full):
                 if n not in names:
                     names.append(n)
-        key = _TYPE_KEYS[cls] = TypeKey(tuple(names), _public_name(cls), False)
+        key = remember(_TYPE_KEYS, cls, TypeKey(tuple(names), _public_name(cls), False))
     return key
 
 
@@ -104,7 +122,7 @@ def class_key(cls: type) -> TypeKey:
         own = type_key(cls).names
         meta = type_key(type(cls))
         names = own + tuple(n for n in meta.names if n not in own)
-        key = _CLASS_KEYS[cls] = TypeKey(names, meta.display, False)
+        key = remember(_CLASS_KEYS, cls, TypeKey(names, meta.display, False))
     return key
 
 
@@ -275,7 +293,7 @@ class Catalogue:
         ck = (key, member)
         hit = self._cache.get(ck)
         if hit is None:
-            hit = self._cache[ck] = self._lookup(key, member)
+            hit = remember(self._cache, ck, self._lookup(key, member), 4 * TYPE_CACHE_LIMIT)
         return hit
 
     def _lookup(self, key: TypeKey, member: str) -> tuple[str, str | None]:

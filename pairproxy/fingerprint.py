@@ -51,6 +51,7 @@ import msgspec
 import xxhash
 
 from . import ops as O
+from .effects import remember
 
 try:
     from . import _arrowhash
@@ -181,10 +182,7 @@ def _handler(t: type) -> tuple[str, Handler | None]:
         np = sys.modules["numpy"]
         if issubclass(t, np.ndarray):
             fn = _fp_numpy
-    if len(_HANDLERS) > 4096:
-        _HANDLERS.clear()
-    found = _HANDLERS[t] = (_display(t), fn)
-    return found
+    return remember(_HANDLERS, t, (_display(t), fn))
 
 
 def _display(t: type) -> str:
@@ -273,10 +271,8 @@ def _dtype_text(dtype: Any) -> str:
     hit = _DTYPE_TEXTS.get(id(dtype))
     if hit is not None and hit[0] is dtype:
         return hit[1]
-    if len(_DTYPE_TEXTS) > 1024:
-        _DTYPE_TEXTS.clear()
     text = str(dtype)
-    _DTYPE_TEXTS[id(dtype)] = (dtype, text)  # holding the dtype keeps its id from reuse
+    remember(_DTYPE_TEXTS, id(dtype), (dtype, text), 1024)  # holding the dtype keeps its id from reuse
     return text
 
 

@@ -38,6 +38,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from .effects import remember
 from .errors import PolicyDenied, ResourceLimit
 from .proxy import PROXY_TYPES, _get
 
@@ -625,7 +626,7 @@ def is_agent_type(t: type) -> bool:
                     break
             if known:
                 break
-        _AGENT_TYPES[t] = known
+        remember(_AGENT_TYPES, t, known)
     return known
 
 

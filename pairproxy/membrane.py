@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import ops as O
-from .effects import ALL_RIGHTS, BIT, DEFAULT, Catalogue, TypeKey, key_of, module_key
+from .effects import ALL_RIGHTS, BIT, DEFAULT, Catalogue, TypeKey, key_of, module_key, remember
 from .errors import PolicyDenied, ResourceLimit
 from .fingerprint import BATCH as FP_BATCH
 from .fingerprint import apply_pending
@@ -56,7 +56,7 @@ _KIND: dict[type, int] = {}
 def _type_kind(t: type) -> int:
     k = _KIND.get(t)
     if k is None:
-        k = _KIND[t] = _classify_type(t)
+        k = remember(_KIND, t, _classify_type(t))
     return k
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import wrapt
 
+from .effects import remember
+
 _OPERATORS = ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "lshift",
               "rshift", "and", "xor", "or", "divmod")
 
@@ -70,7 +72,7 @@ def outbound_object(obj: Any, membrane: Any) -> Any:
                 if name in vars(base):
                     ns[name] = _forward(name)
                     break
-        pc = _CLASSES[cls] = type(cls.__name__, (Outbound,), ns)
+        pc = remember(_CLASSES, cls, type(cls.__name__, (Outbound,), ns))
     p = pc(obj)
     _M.__set__(p, membrane)
     return p

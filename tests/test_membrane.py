@@ -312,6 +312,58 @@ class TestIdentityVersionsProvenance:
         assert kept() is None, "a result nobody holds must be freed"
         assert [pp.unwrap(p).n for p in held.values() if isinstance(pp.unwrap(p), Box)] == [0]
 
+    def test_classes_a_long_session_makes_are_not_kept_by_per_type_caches(self, session, monkeypatch):
+        # Each df.itertuples() call makes a new namedtuple class, which the membrane
+        # classifies. Its per-type caches are bounded: they do not keep such a class.
+        import gc
+        import weakref
+
+        from pairproxy import effects, membrane
+
+        monkeypatch.setattr(effects, "TYPE_CACHE_LIMIT", 40)
+        ns: dict = {"df": pd.DataFrame({"a": range(3)})}
+        code = "row = next(iter(df.itertuples()))\nt = sum(r.a for r in df.itertuples())\n"
+        session.exec(code, ns)
+        first = weakref.ref(type(pp.unwrap(ns["row"])))
+        for _ in range(100):
+            session.exec(code, ns)
+        assert pp.unwrap(ns["t"]) == 3
+        assert len(membrane._KIND) <= 40
+        gc.collect()
+        # freed, unless something outside pairproxy holds it (in this test process: hooks
+        # that earlier tests' agent code installed for good, such as an audit hook)
+        assert first() is None or first() not in membrane._KIND
+
+    def test_every_per_type_cache_is_bounded(self, monkeypatch):
+        import gc
+        import weakref
+
+        from pairproxy import effects, fingerprint, guard, membrane, outbound
+
+        monkeypatch.setattr(effects, "TYPE_CACHE_LIMIT", 40)
+        caches = {  # each cache and what fills it, one class at a time
+            "kinds": (membrane._KIND, membrane._type_kind),
+            "type keys": (effects._TYPE_KEYS, effects.type_key),
+            "class keys": (effects._CLASS_KEYS, effects.class_key),
+            "fingerprint handlers": (fingerprint._HANDLERS, fingerprint._handler),
+            "agent types": (guard._AGENT_TYPES, guard.is_agent_type),
+            "outbound classes": (outbound._CLASSES, lambda cls: outbound.outbound_object(cls(), None)),
+        }
+        catalogue = effects.Catalogue()
+        made = [type(f"Made{i}", (), {"__call__": lambda self: 0}) for i in range(120)]
+        first = weakref.ref(made[0])
+        for cls in made:
+            for _, fill in caches.values():
+                fill(cls)
+            catalogue.static(effects.type_key(cls), "run")
+            catalogue.static(effects.type_key(cls), "stop")
+        sizes = {name: len(cache) for name, (cache, _) in caches.items()}
+        assert all(0 < n <= 40 for n in sizes.values()), sizes
+        assert 0 < len(catalogue._cache) <= 160
+        del made, cls
+        gc.collect()
+        assert first() is None or not any(first() in cache for cache, _ in caches.values())
+
     def test_temporaries_are_let_go_within_an_exec_as_without_proxies(self, session):
         import weakref
 
