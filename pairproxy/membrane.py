@@ -14,6 +14,7 @@ import decimal
 import fractions
 import functools
 import sys
+import threading
 import time
 import types
 from collections.abc import Callable
@@ -215,6 +216,7 @@ class Membrane:
         # (target, rights, cap) of the calls under way, innermost last: what an agent
         # callback invoked by real code receives is derived from them.
         self._callback_ctx: list[tuple[State | None, int, str]] = []
+        self._wrapping = threading.local()  # see `call_back`
         self.set_policy(policy)
 
     # --- policy -------------------------------------------------------------------------
@@ -805,12 +807,31 @@ class Membrane:
     def call_back(self, fn: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Real code calling something of the agent's side (a callback, an agent object's
         method, a mediated callable): what it passes arrives as proxies derived from the
-        call under way, and what comes back reaches real code as real objects."""
+        call under way, and what comes back reaches real code as real objects.
+
+        A callback called from inside that wrapping and unwrapping is not run, and returns
+        None (what hooks return).  Only process-wide hooks get there: an agent audit hook
+        is called for the ``builtins.id`` events of the wrapping itself, and running it
+        would wrap again, without end (every later ``exec`` in the kernel failed with
+        RecursionError).  So such a hook does not see pairproxy's own bookkeeping.
+        """
+        wrapping = self._wrapping
+        if getattr(wrapping, "on", False):
+            return None
         ctx = self._callback_ctx
         parent, rights, cap = ctx[-1] if ctx else (None, ALL_RIGHTS, "")
-        wa = tuple(self.callback_value(a, parent, name, rights, cap) for a in args)
-        wk = {k: self.callback_value(v, parent, name, rights, cap) for k, v in kwargs.items()}
-        return self.deep_unwrap(fn(*wa, **wk))
+        wrapping.on = True
+        try:
+            wa = tuple(self.callback_value(a, parent, name, rights, cap) for a in args)
+            wk = {k: self.callback_value(v, parent, name, rights, cap) for k, v in kwargs.items()}
+        finally:
+            wrapping.on = False
+        result = fn(*wa, **wk)
+        wrapping.on = True
+        try:
+            return self.deep_unwrap(result)
+        finally:
+            wrapping.on = False
 
     def _mediated(self, proxy: Any) -> Any:
         """A stand-in for a proxied callable that real code will call: each call is an op

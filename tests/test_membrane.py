@@ -195,6 +195,44 @@ class TestProtocols:
 
 
 class TestBoundaries:
+    def test_an_agent_audit_hook_does_not_reenter_itself_and_break_exec(self, tmp_path):
+        # An audit hook stays for the life of the process: this runs in a child one.
+        # Wrapping a hook's arguments calls id(), an audited event: without care the
+        # hook re-entered itself without end, and every later exec in the kernel (the
+        # owner's cells) failed with RecursionError.
+        import subprocess
+        import sys
+        import textwrap
+
+        marker = str(tmp_path / "owner.marker")
+        agent = textwrap.dedent("""\
+            import sys
+            STASH = []
+            OPENED = []
+            def hook(event, args):
+                if event == 'exec' and not STASH:
+                    STASH.append(args[0])
+                if event == 'open' and isinstance(args[0], str) and args[0].endswith('.marker'):
+                    OPENED.append(args[0])
+            sys.addaudithook(hook)
+            exec('1')
+            leak = STASH[0]
+            """)
+        script = textwrap.dedent(f"""\
+            import pairproxy as pp
+            from pairproxy.policy import builtin_policy
+            session = pp.Session(policy=builtin_policy("owner"))
+            ns = {{}}
+            session.exec({agent!r}, ns)
+            exec("x = 1")  # the owner's own code, after the agent's
+            open({marker!r}, "w").close()
+            print(pp.is_proxy(ns["leak"]), pp.unwrap(ns["OPENED"]))
+            """)
+        child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        assert child.returncode == 0, child.stderr[-3000:]
+        # the hook still sees the owner's later events; what it caught is a proxy
+        assert child.stdout.strip() == f"True [{marker!r}]"
+
     """Proxies handed to real library code arrive as real objects."""
 
     def test_numpy_asarray_and_ufuncs(self, session, frame):
