@@ -813,7 +813,7 @@ class Membrane:
         None (what hooks return).  Only process-wide hooks get there: an agent audit hook
         is called for the ``builtins.id`` events of the wrapping itself, and running it
         would wrap again, without end (every later ``exec`` in the kernel failed with
-        RecursionError).  So such a hook does not see pairproxy's own bookkeeping.
+        RecursionError).  So such a hook does not see the events of that wrapping.
         """
         wrapping = self._wrapping
         if getattr(wrapping, "on", False):
