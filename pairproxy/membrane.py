@@ -14,9 +14,9 @@ import decimal
 import fractions
 import functools
 import sys
-import threading
 import time
 import types
+from _thread import get_ident
 from collections.abc import Callable
 from typing import Any
 
@@ -179,7 +179,8 @@ class Membrane:
     # What every op or new value reads, as slots: the compiled paths read and write them
     # at their offsets (`_speedups.configure`) instead of looking them up by name.
     __slots__ = ("_hot", "_records", "_by_id", "_origin", "pending_fp", "_young", "_next_ref",
-                 "_sweep_at", "fingerprints", "fp_all", "catalogue", "_callback_ctx", "__dict__")
+                 "_sweep_at", "fingerprints", "fp_all", "catalogue", "_callback_ctx", "_wrapping",
+                 "__dict__")
 
     def __init__(self, policy: Any = None, actor: str = "agent") -> None:
         self._records: list[O.Op] = []
@@ -216,7 +217,7 @@ class Membrane:
         # (target, rights, cap) of the calls under way, innermost last: what an agent
         # callback invoked by real code receives is derived from them.
         self._callback_ctx: list[tuple[State | None, int, str]] = []
-        self._wrapping = threading.local()  # see `call_back`
+        self._wrapping: int | None = None  # the thread wrapping a callback's arguments (`call_back`)
         self.set_policy(policy)
 
     # --- policy -------------------------------------------------------------------------
@@ -809,29 +810,28 @@ class Membrane:
         method, a mediated callable): what it passes arrives as proxies derived from the
         call under way, and what comes back reaches real code as real objects.
 
-        A callback called from inside that wrapping and unwrapping is not run, and returns
+        A callback called from inside the wrapping of the arguments is not run, and returns
         None (what hooks return).  Only process-wide hooks get there: an agent audit hook
         is called for the ``builtins.id`` events of the wrapping itself, and running it
         would wrap again, without end (every later ``exec`` in the kernel failed with
-        RecursionError).  So such a hook does not see the events of that wrapping.
+        RecursionError).  So such a hook does not see the events of that wrapping; the
+        events of its own run and of the unwrapping reach it once, not again.  One marker
+        serves all threads: another thread's wrapping may overwrite or clear it, but each
+        wrapping sets it again before its first audited call, so a hook runs at most one
+        level deep there.
         """
         wrapping = self._wrapping
-        if getattr(wrapping, "on", False):
+        if wrapping is not None and wrapping == get_ident():
             return None
         ctx = self._callback_ctx
         parent, rights, cap = ctx[-1] if ctx else (None, ALL_RIGHTS, "")
-        wrapping.on = True
+        self._wrapping = get_ident()
         try:
             wa = tuple(self.callback_value(a, parent, name, rights, cap) for a in args)
             wk = {k: self.callback_value(v, parent, name, rights, cap) for k, v in kwargs.items()}
         finally:
-            wrapping.on = False
-        result = fn(*wa, **wk)
-        wrapping.on = True
-        try:
-            return self.deep_unwrap(result)
-        finally:
-            wrapping.on = False
+            self._wrapping = None
+        return self.deep_unwrap(fn(*wa, **wk))
 
     def _mediated(self, proxy: Any) -> Any:
         """A stand-in for a proxied callable that real code will call: each call is an op
