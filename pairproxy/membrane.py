@@ -814,11 +814,12 @@ class Membrane:
         None (what hooks return).  Only process-wide hooks get there: an agent audit hook
         is called for the ``builtins.id`` events of the wrapping itself, and running it
         would wrap again, without end (every later ``exec`` in the kernel failed with
-        RecursionError).  So such a hook does not see the events of that wrapping; the
-        events of its own run and of the unwrapping reach it once, not again.  One marker
-        serves all threads: another thread's wrapping may overwrite or clear it, but each
-        wrapping sets it again before its first audited call, so a hook runs at most one
-        level deep there.
+        RecursionError).  So such a hook does not see the events of that wrapping.  A hook
+        that itself makes a new proxied value on every event (``df.head(1)``) still runs
+        again for the ``id()`` of that value's wrapping, and so without end: this guards
+        the wrapping, not every op.  One marker serves all threads: another thread's
+        wrapping may overwrite or clear it, but each wrapping sets it again before its
+        first audited call, so a hook runs at most one level deep there.
         """
         wrapping = self._wrapping
         if wrapping is not None and wrapping == get_ident():
