@@ -195,6 +195,8 @@ class TestProtocols:
 
 
 class TestBoundaries:
+    """Proxies handed to real library code arrive as real objects."""
+
     def test_an_agent_audit_hook_does_not_reenter_itself_and_break_exec(self, tmp_path):
         # An audit hook stays for the life of the process: this runs in a child one.
         # Wrapping a hook's arguments calls id(), an audited event: without care the
@@ -232,8 +234,6 @@ class TestBoundaries:
         assert child.returncode == 0, child.stderr[-3000:]
         # the hook still sees the owner's later events; what it caught is a proxy
         assert child.stdout.strip() == f"True [{marker!r}]"
-
-    """Proxies handed to real library code arrive as real objects."""
 
     def test_numpy_asarray_and_ufuncs(self, session, frame):
         ns = {"df": frame, "np": np}
