@@ -188,7 +188,7 @@ def configure(P, M, O, pure):
     global _underscore_attr, _proxy_class, _key_of, _Outbound, _Attr, _GetItem, _Next, _Seq, _Ref
     global _Call, _bit, _all_rights, _pandas_scoped, _ndarray, _pure_binop, _BinOp, _binop_funcs, _inplace
     global _type_keys
-    global _Proxy, _State, _TUPLE, _OBJ, _METHOD, _kinds, _classes, _proxy_types, _view_attrs, _code_types
+    global _Proxy, _State, _TUPLE, _OBJ, _METHOD, _kinds, _classes, _proxy_types, _view_attrs, _code_types, _remember
     global _fp_batch, _young_max, _released, _slot, _obj, _m, _rights, _key, _root, _ref, _ver, _wrapped
     global _fast_epoch, _Membrane, _m_hot, _m_records, _m_by_id, _m_origin, _m_pending, _m_young, _m_next_ref
     global _m_sweep_at, _m_fingerprints, _m_fp_all, _m_catalogue, _m_callback_ctx
@@ -215,7 +215,7 @@ def configure(P, M, O, pure):
     _Proxy, _State, _classes, _proxy_class, _proxy_types = P.Proxy, P.State, P._CLASSES, P.proxy_class, P.PROXY_TYPES
     _underscore_attr = P._underscore_attr
     _kinds, _TUPLE, _OBJ, _METHOD = M._KIND, M.TUPLE, M.OBJ, M.METHOD
-    _view_attrs, _code_types = M.VIEW_ATTRS, M._CODE_TYPES
+    _view_attrs, _code_types, _remember = M.VIEW_ATTRS, M._CODE_TYPES, M.remember
     _key_of, _Outbound, _fp_batch, _young_max = M.key_of, M.Outbound, M.FP_BATCH, M.YOUNG
     _released = M._RELEASED
     _type_keys = M.key_of.__globals__["_TYPE_KEYS"]
@@ -338,6 +338,7 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
     return _Ref(ref, 0, key.display), px
 
 
+cdef object _remember = None  # `effects.remember`
 cdef dict _code_by_type = {}  # type -> whether its instances are `_code_types`, where type() tells
 
 
@@ -348,9 +349,7 @@ cdef inline bint _is_code(object res, type t) except -1:
     if hit is None:
         if _class_attr(t) is not _object_class:
             return isinstance(res, _code_types)
-        if len(_code_by_type) > 4096:
-            _code_by_type.clear()
-        hit = _code_by_type[t] = issubclass(t, _code_types)
+        hit = _remember(_code_by_type, t, issubclass(t, _code_types))  # bounded, as per-type caches are
     return hit is True
 
 
