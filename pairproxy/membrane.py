@@ -179,8 +179,7 @@ class Membrane:
     # What every op or new value reads, as slots: the compiled paths read and write them
     # at their offsets (`_speedups.configure`) instead of looking them up by name.
     __slots__ = ("_hot", "_records", "_by_id", "_origin", "pending_fp", "_young", "_next_ref",
-                 "_sweep_at", "fingerprints", "fp_all", "catalogue", "_callback_ctx", "_wrapping",
-                 "__dict__")
+                 "_sweep_at", "fingerprints", "fp_all", "catalogue", "_callback_ctx", "__dict__")
 
     def __init__(self, policy: Any = None, actor: str = "agent") -> None:
         self._records: list[O.Op] = []
