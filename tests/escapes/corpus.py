@@ -48,6 +48,9 @@ class Escape:
     needs_proxy: bool = False
     expect: tuple[str, ...] = ()
     marker: str = ""
+    #: its effect on the process cannot be undone (an audit hook): it runs in a child
+    #: process of its own (`plain.run_isolated`), never in the test process
+    lasting: bool = False
 
     def render(self, canary: str) -> str:
         """The agent code with the canary path filled in."""
@@ -64,6 +67,7 @@ def _e(
     expect: tuple[str, ...] = (),
     needs_proxy: bool = False,
     marker: str = "",
+    lasting: bool = False,
 ) -> Escape:
     return Escape(
         id=id,
@@ -74,6 +78,7 @@ def _e(
         needs_proxy=needs_proxy,
         expect=expect,
         marker=marker,
+        lasting=lasting,
     )
 
 
@@ -1804,6 +1809,7 @@ ESCAPES: list[Escape] = [
         """,
         "A permanent audit hook sees the arguments of every later exec/open/import in the process.",
         expect=("leak",),
+        lasting=True,
     ),
     _e(
         "del_time_bomb", H,

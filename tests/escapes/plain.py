@@ -42,7 +42,7 @@ except ImportError:  # run as a script, or imported with tests/escapes on sys.pa
     import check  # type: ignore[no-redef]
     from corpus import ESCAPES, Escape  # type: ignore[no-redef]
 
-__all__ = ["Result", "fake_marimo_kernel", "make_notebook", "plain_exec", "run", "run_all"]
+__all__ = ["Result", "fake_marimo_kernel", "make_notebook", "plain_exec", "run", "run_all", "run_isolated"]
 
 ExecFn = Callable[[str, dict[str, Any]], Any]
 
@@ -189,6 +189,49 @@ def run(
     if own_tmp is not None:
         own_tmp.cleanup()
     return result
+
+
+def run_isolated(escape: Escape, via: str = "", *args: str, timeout: float = 180) -> Result:
+    """`run` in a child process, for an entry whose effect on the process cannot be
+    undone (`Escape.lasting`): the test process must not keep what it installs.
+
+    `via` names ``"module:function"`` (importable with ``tests/`` on the path), called in
+    the child as ``function(escape, *args)`` and returning a `Result`; "" runs `run`
+    with plain exec.  The child's error, if any, comes back as a RuntimeError naming it.
+    """
+    import json
+    import subprocess
+
+    tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    child = subprocess.run(
+        [sys.executable, "-c", _CHILD, tests_dir, escape.id, via, *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+    lines = child.stdout.strip().splitlines()
+    if child.returncode != 0 or not lines:
+        raise RuntimeError(f"{escape.id}: the child process failed (exit {child.returncode}):\n{child.stderr[-3000:]}")
+    out = json.loads(lines[-1])
+    return Result(
+        escape, effects=set(out["effects"]), leaks=out["leaks"], leak_binding=out["leak_binding"],
+        error=RuntimeError(out["error"]) if out["error"] is not None else None,
+    )
+
+
+_CHILD = """\
+import importlib, json, sys
+sys.path.insert(0, sys.argv[1])
+from escapes import plain
+from escapes.corpus import ESCAPES
+escape = next(e for e in ESCAPES if e.id == sys.argv[2])
+if sys.argv[3]:
+    module, function = sys.argv[3].split(":")
+    r = getattr(importlib.import_module(module), function)(escape, *sys.argv[4:])
+else:
+    r = plain.run(escape)
+print(json.dumps({"effects": sorted(r.effects), "leaks": [str(x) for x in r.leaks],
+                  "leak_binding": None if r.leak_binding is None else [str(x) for x in r.leak_binding],
+                  "error": None if r.error is None else repr(r.error)}))
+"""
 
 
 def run_all(escapes: list[Escape] | None = None, **kwargs: Any) -> list[Result]:

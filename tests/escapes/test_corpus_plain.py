@@ -55,7 +55,7 @@ def test_entry_parses(escape) -> None:
 
 @pytest.mark.parametrize("escape", PLAIN, ids=lambda e: e.id)
 def test_escapes_under_plain_exec(escape, tmp_path) -> None:
-    r = plain.run(escape, workdir=str(tmp_path))
+    r = plain.run_isolated(escape) if escape.lasting else plain.run(escape, workdir=str(tmp_path))
     assert r.error is None, f"{escape.id} raised {r.error!r}"
     assert not r.missing, f"{escape.id}: expected {sorted(escape.expect)}, got {sorted(r.effects)}"
     if r.leak_binding is not None:

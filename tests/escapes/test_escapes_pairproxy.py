@@ -16,7 +16,7 @@ import pairproxy as pp
 from pairproxy.policy import builtin_policy
 
 from .corpus import ESCAPES, Escape
-from .plain import run
+from .plain import run, run_isolated
 
 # Attacker code is sloppy with files (open(...).write(...)) and old APIs; its warnings
 # are not pairproxy's.
@@ -29,6 +29,8 @@ pytestmark = [
 
 
 def _run(escape: Escape, policy_name: str):
+    if escape.lasting and not _IN_CHILD:
+        return run_isolated(escape, f"{__name__}:_run_in_child", policy_name)
     session = pp.Session(policy=builtin_policy(policy_name))
     result = run(
         escape, exec_fn=session.exec, wrap=lambda ns: ns, is_proxy=pp.is_proxy,
@@ -39,6 +41,16 @@ def _run(escape: Escape, policy_name: str):
     del session
     gc.collect()
     return result
+
+
+_IN_CHILD = False
+
+
+def _run_in_child(escape: Escape, policy_name: str):
+    """`_run` in the child process `run_isolated` starts."""
+    global _IN_CHILD
+    _IN_CHILD = True
+    return _run(escape, policy_name)
 
 
 @pytest.mark.parametrize("escape", ESCAPES, ids=lambda e: e.id)
