@@ -216,7 +216,6 @@ class Membrane:
         # (target, rights, cap) of the calls under way, innermost last: what an agent
         # callback invoked by real code receives is derived from them.
         self._callback_ctx: list[tuple[State | None, int, str]] = []
-        self._wrapping: int | None = None  # the thread wrapping a callback's arguments (`call_back`)
         self.set_policy(policy)
 
     # --- policy -------------------------------------------------------------------------
@@ -809,28 +808,13 @@ class Membrane:
         method, a mediated callable): what it passes arrives as proxies derived from the
         call under way, and what comes back reaches real code as real objects.
 
-        A callback called from inside the wrapping of the arguments is not run, and returns
-        None (what hooks return).  Only process-wide hooks get there: an agent audit hook
-        is called for the ``builtins.id`` events of the wrapping itself, and running it
-        would wrap again, without end (every later ``exec`` in the kernel failed with
-        RecursionError).  So such a hook does not see the events of that wrapping.  A hook
-        that itself makes a new proxied value on every event (``df.head(1)``) still runs
-        again for the ``id()`` of that value's wrapping, and so without end: this guards
-        the wrapping, not every op.  One marker serves all threads: another thread's
-        wrapping may overwrite or clear it, but each wrapping sets it again before its
-        first audited call, so a hook runs at most one level deep there.
+        (Agent audit hooks are called through here too; `_audit_hook` keeps them from
+        re-entering themselves.)
         """
-        wrapping = self._wrapping
-        if wrapping is not None and wrapping == get_ident():
-            return None
         ctx = self._callback_ctx
         parent, rights, cap = ctx[-1] if ctx else (None, ALL_RIGHTS, "")
-        self._wrapping = get_ident()
-        try:
-            wa = tuple(self.callback_value(a, parent, name, rights, cap) for a in args)
-            wk = {k: self.callback_value(v, parent, name, rights, cap) for k, v in kwargs.items()}
-        finally:
-            self._wrapping = None
+        wa = tuple(self.callback_value(a, parent, name, rights, cap) for a in args)
+        wk = {k: self.callback_value(v, parent, name, rights, cap) for k, v in kwargs.items()}
         return self.deep_unwrap(fn(*wa, **wk))
 
     def _mediated(self, proxy: Any) -> Any:
@@ -1060,6 +1044,8 @@ class Membrane:
         else:
             fields = {"args": eargs, "kwargs": ekw, "callee": f"{key.display}.{member}"}
         cap = (target.cap if own != ALL_RIGHTS else "") or acap
+        if st.obj is sys.addaudithook and rargs:
+            rargs = (_audit_hook(rargs[0]), *rargs[1:])
         fn = st.obj if not rkw else functools.partial(st.obj, **rkw)
         ctx = self._callback_ctx
         ctx.append((target, rights, cap))
@@ -1251,6 +1237,33 @@ def _agent_scope() -> dict[str, Any]:
         return {k: (_get(v).obj if type(v) in PROXY_TYPES else v) for k, v in ns.items() if not k.startswith("__")}
 
     return {"local_dict": real(frame.f_locals), "global_dict": real(frame.f_globals)}
+
+
+def _audit_hook(hook: Any) -> Callable[[str, tuple[Any, ...]], Any]:
+    """What ``sys.addaudithook(hook)`` installs for agent code: `hook`, not run again on a
+    thread where it is already running.
+
+    An audit hook runs on every audited event in the process, for the life of the
+    kernel.  Running the agent's hook is itself work that raises audited events: wrapping
+    its arguments as proxies, the ops in its body (``id()`` of a new value, a new proxy
+    class).  Each would call the hook again, without end, and every later ``exec`` in the
+    kernel, the owner's cells included, would fail with RecursionError.  So the hook does
+    not see events raised while it runs on that thread (its own included: a plain hook
+    that opens a file would see that ``open``).
+    """
+    running: set[int] = set()
+
+    def audit_hook(event: str, args: tuple[Any, ...]) -> Any:
+        me = get_ident()
+        if me in running:
+            return None
+        running.add(me)
+        try:
+            return hook(event, args)
+        finally:
+            running.discard(me)
+
+    return audit_hook
 
 
 def _home(fn: Any) -> tuple[TypeKey, str]:

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 import pairproxy as pp
+from pairproxy import hotpath
 from pairproxy import ops as O
 
 
@@ -197,43 +198,57 @@ class TestProtocols:
 class TestBoundaries:
     """Proxies handed to real library code arrive as real objects."""
 
-    def test_an_agent_audit_hook_does_not_reenter_itself_and_break_exec(self, tmp_path):
+    @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "pure"])
+    def test_an_agent_audit_hook_does_not_reenter_itself_and_break_exec(self, tmp_path, compiled):
         # An audit hook stays for the life of the process: this runs in a child one.
-        # Wrapping a hook's arguments calls id(), an audited event: without care the
-        # hook re-entered itself without end, and every later exec in the kernel (the
-        # owner's cells) failed with RecursionError.
+        # Running the agent's hook raises audited events of its own (id() while its
+        # arguments and new values are wrapped, a new proxy class): without care the hook
+        # re-entered itself without end, and every later exec in the kernel (the owner's
+        # cells) failed with RecursionError.  The second hook makes a new proxied value
+        # on every event.
         import subprocess
         import sys
         import textwrap
 
+        if compiled and not hotpath.compiled_available():
+            pytest.skip(hotpath.why_not_compiled())
         marker = str(tmp_path / "owner.marker")
         agent = textwrap.dedent("""\
             import sys
             STASH = []
             OPENED = []
+            HEADS = []
             def hook(event, args):
                 if event == 'exec' and not STASH:
                     STASH.append(args[0])
                 if event == 'open' and isinstance(args[0], str) and args[0].endswith('.marker'):
                     OPENED.append(args[0])
+            def heads(event, args):
+                if len(HEADS) < 50:
+                    HEADS.append(df.head(1))
             sys.addaudithook(hook)
+            sys.addaudithook(heads)
             exec('1')
             leak = STASH[0]
             """)
         script = textwrap.dedent(f"""\
+            import pandas as pd
             import pairproxy as pp
+            from pairproxy import hotpath
             from pairproxy.policy import builtin_policy
+            hotpath.use_compiled({compiled})
             session = pp.Session(policy=builtin_policy("owner"))
-            ns = {{}}
+            ns = {{"df": pd.DataFrame({{"a": [1, 2]}})}}
             session.exec({agent!r}, ns)
             exec("x = 1")  # the owner's own code, after the agent's
             open({marker!r}, "w").close()
-            print(pp.is_proxy(ns["leak"]), pp.unwrap(ns["OPENED"]))
+            heads = pp.unwrap(ns["HEADS"])
+            print(pp.is_proxy(ns["leak"]), pp.unwrap(ns["OPENED"]), len(heads), all(pp.is_proxy(h) for h in heads))
             """)
         child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
         assert child.returncode == 0, child.stderr[-3000:]
-        # the hook still sees the owner's later events; what it caught is a proxy
-        assert child.stdout.strip() == f"True [{marker!r}]"
+        # the hooks still see the owner's later events; what they caught are proxies
+        assert child.stdout.strip() == f"True [{marker!r}] 50 True"
 
     def test_numpy_asarray_and_ufuncs(self, session, frame):
         ns = {"df": frame, "np": np}
