@@ -1044,8 +1044,9 @@ class Membrane:
         else:
             fields = {"args": eargs, "kwargs": ekw, "callee": f"{key.display}.{member}"}
         cap = (target.cap if own != ALL_RIGHTS else "") or acap
-        if st.obj is sys.addaudithook and rargs:
-            rargs = (_audit_hook(rargs[0]), *rargs[1:])
+        if st.obj is sys.addaudithook:
+            rargs = tuple(_audit_hook(a) for a in rargs)
+            rkw = {k: _audit_hook(v) for k, v in rkw.items()}
         fn = st.obj if not rkw else functools.partial(st.obj, **rkw)
         ctx = self._callback_ctx
         ctx.append((target, rights, cap))

@@ -227,7 +227,7 @@ class TestBoundaries:
                 if len(HEADS) < 50:
                     HEADS.append(df.head(1))
             sys.addaudithook(hook)
-            sys.addaudithook(heads)
+            sys.addaudithook(hook=heads)
             exec('1')
             leak = STASH[0]
             """)
