@@ -647,6 +647,11 @@ class Watchdog:
     Uses ``PyThreadState_SetAsyncExc``: the exception is raised in the agent's thread at
     its next bytecode, so pure-Python loops stop; a single long call into native code
     (one huge pandas operation) stops when it returns.
+
+    Once the code has finished (`__exit__`), the exception is never raised: a timer that
+    fires from then on does nothing, and one that fired as the code was finishing has its
+    exception cleared or, where it already arrived inside `__exit__`, swallowed.  It
+    would otherwise be raised in whatever the thread ran next (the owner's own cells).
     """
 
     def __init__(self, seconds: float) -> None:
@@ -654,6 +659,8 @@ class Watchdog:
         self._thread_id = threading.get_ident()
         self._timer = threading.Timer(seconds, self._fire)
         self._timer.daemon = True
+        self._lock = threading.Lock()
+        self._done = False
         self._fired = False
 
     def __enter__(self) -> Watchdog:
@@ -661,13 +668,22 @@ class Watchdog:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._timer.cancel()
-        if self._fired and exc[0] is None:
-            # fired after the code finished: clear the pending exception
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id), None)
+        try:
+            with self._lock:  # from here on the timer does not fire
+                self._done = True
+            self._timer.cancel()
+            if self._fired:  # set as the code finished and not raised yet: clear it
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id), None)
+        except WallTimeExceeded:  # set as the code finished, raised just now: the code did finish
+            self._timer.cancel()
 
     def _fire(self) -> None:
-        self._fired = True
+        with self._lock:
+            if not self._done:
+                self._fired = True
+                self._raise()
+
+    def _raise(self) -> None:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(
             ctypes.c_ulong(self._thread_id), ctypes.py_object(WallTimeExceeded)
         )

@@ -123,10 +123,13 @@ class Session:
         """
         run = self._begin(code)
         try:
-            self._prepare(run, code, namespace, allow_await=False)
-            exec(run.code, run.globals)
-            if display is not None:
-                run.globals[LAST] = display(run.globals.get(LAST))
+            try:
+                self._prepare(run, code, namespace, allow_await=False)
+                exec(run.code, run.globals)
+                if display is not None:
+                    run.globals[LAST] = display(run.globals.get(LAST))
+            finally:
+                self._stop_watchdog(run)
         except BaseException as e:
             # the agent's own exception, re-raised with a shorter traceback (not a new one)
             raise self._failed(run, e)  # noqa: B904
@@ -138,12 +141,15 @@ class Session:
         ``async with cm.get_context() as ctx: ...``)."""
         run = self._begin(code)
         try:
-            self._prepare(run, code, namespace, allow_await=True)
-            result = eval(run.code, run.globals)
-            if inspect.iscoroutine(result):
-                await result
-            if display is not None:
-                run.globals[LAST] = display(run.globals.get(LAST))
+            try:
+                self._prepare(run, code, namespace, allow_await=True)
+                result = eval(run.code, run.globals)
+                if inspect.iscoroutine(result):
+                    await result
+                if display is not None:
+                    run.globals[LAST] = display(run.globals.get(LAST))
+            finally:
+                self._stop_watchdog(run)
         except BaseException as e:
             raise self._failed(run, e)  # noqa: B904
         return self._finish(run, namespace)
@@ -166,6 +172,16 @@ class Session:
         if self._m.wall_ns:
             self._m.deadline_ns = _perf() + self._m.wall_ns
             run.watchdog = Watchdog(self._m.wall_ns / 1e9).__enter__()
+
+    @staticmethod
+    def _stop_watchdog(run: _Run) -> None:
+        """Stop the wall-time watchdog, if any, as soon as the agent's code has run: the
+        bookkeeping after it (`_finish`, `_failed`) is never interrupted.  An interrupt
+        that arrives while it stops is the execution's (the caller's ``except``)."""
+        watchdog = run.watchdog
+        if watchdog is not None:
+            watchdog.__exit__(None, None, None)
+            run.watchdog = None
 
     def _failed(self, run: _Run, e: BaseException) -> BaseException:
         """Record the failure; the exception to re-raise, its traceback trimmed to the
@@ -192,8 +208,7 @@ class Session:
         m = self._m
         m.deadline_ns = None
         self._current_globals = None
-        if run.watchdog is not None:
-            run.watchdog.__exit__(type(error) if error else None, error, None)
+        self._stop_watchdog(run)  # stopped already, unless an interrupt came as it stopped
         m.records.append(O.ExecEnd(
             seq=len(m.records), t=m._now(_perf()), actor=m.actor, effect="exec",
             policy=m.phash, dur=_perf() - run.p0, ops=len(m.records) - run.start - 1,

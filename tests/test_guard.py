@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pairproxy as pp
+from pairproxy import ops as O
 from pairproxy.guard import WallTimeExceeded, check_format_string, compile_agent
 
 
@@ -189,6 +190,45 @@ class TestLimits:
             s.exec("while True:\n    pass", ns)
         assert time.perf_counter() - t0 < 5
         assert s.exec("1 + 1", ns) == 2  # nothing left pending
+
+    def test_the_budget_covers_the_agents_code_not_the_bookkeeping_after_it(self, ns, tmp_path, monkeypatch):
+        s = pp.Session(policy=self._policy(tmp_path, "wall_seconds = 0.05"))
+        finish = pp.Session._finish
+
+        def slow_finish(self, run, namespace):
+            time.sleep(0.3)  # past the budget, after the agent's code has finished
+            return finish(self, run, namespace)
+
+        monkeypatch.setattr(pp.Session, "_finish", slow_finish)
+        assert s.exec("x = 41\nx + 1", ns) == 42
+        assert pp.unwrap(ns["x"]) == 41
+        assert isinstance(s.records[-1], O.ExecEnd) and s.records[-1].error is None
+        deadline = time.perf_counter() + 0.3
+        while time.perf_counter() < deadline:  # nothing left pending either
+            pass
+
+    @pytest.mark.parametrize("stage", ["_fire", "_raise"])
+    def test_a_budget_running_out_as_the_code_ends_leaves_nothing_pending(self, stage):
+        # The timer fires while the code is finishing (before it takes the watchdog's
+        # lock, or holding it as it sets the exception): the exception must not be
+        # raised later, in whatever code the thread runs next (the owner's cells).
+        import threading
+
+        from pairproxy.guard import Watchdog
+
+        firing, finish = threading.Event(), threading.Event()
+
+        def slow(self: Watchdog) -> None:
+            firing.set()
+            finish.wait(5)  # still firing when the code's execution ends
+            getattr(Watchdog, stage)(self)
+
+        threading.Timer(0.2, finish.set).start()
+        with type("SlowToFire", (Watchdog,), {stage: slow})(0.01):
+            assert firing.wait(5)
+        deadline = time.perf_counter() + 0.5
+        while time.perf_counter() < deadline:  # bytecode that a pending exception would stop
+            pass
 
 
 # --- property: no attribute chain reaches a raw notebook object ------------------------------
