@@ -29,9 +29,12 @@ import ast
 import builtins
 import ctypes
 import dis
+import math
+import os
 import re
 import string
 import threading
+import time
 import types
 import unicodedata
 import weakref
@@ -646,36 +649,35 @@ class Watchdog:
 
     Uses ``PyThreadState_SetAsyncExc``: the exception is raised in the agent's thread at
     its next bytecode, so pure-Python loops stop; a single long call into native code
-    (one huge pandas operation) stops when it returns.
+    (one huge pandas operation) stops when it returns.  One thread (`_Alarms`) watches
+    the deadlines of every execution under way.
 
-    Once the code has finished (`__exit__`), the exception is never raised: a timer that
-    fires from then on does nothing, and one that fired as the code was finishing has its
-    exception cleared or, where it already arrived inside `__exit__`, swallowed.  It
-    would otherwise be raised in whatever the thread ran next (the owner's own cells).
+    Once the code has finished (`__exit__`), the exception is never raised: a watchdog
+    that fires from then on does nothing, and one that fired as the code was finishing
+    has its exception cleared or, where it already arrived inside `__exit__`, swallowed.
+    It would otherwise be raised in whatever the thread ran next (the owner's own cells).
     """
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._thread_id = threading.get_ident()
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
         self._lock = threading.Lock()
         self._done = False
         self._fired = False
 
     def __enter__(self) -> Watchdog:
-        self._timer.start()
+        _ALARMS.arm(self, time.monotonic() + self.seconds)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         try:
-            with self._lock:  # from here on the timer does not fire
+            with self._lock:  # from here on the watchdog does not fire
                 self._done = True
-            self._timer.cancel()
+            _ALARMS.disarm(self)
             if self._fired:  # set as the code finished and not raised yet: clear it
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id), None)
         except WallTimeExceeded:  # set as the code finished, raised just now: the code did finish
-            self._timer.cancel()
+            _ALARMS.disarm(self)
 
     def _fire(self) -> None:
         with self._lock:
@@ -687,3 +689,52 @@ class Watchdog:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(
             ctypes.c_ulong(self._thread_id), ctypes.py_object(WallTimeExceeded)
         )
+
+
+class _Alarms:
+    """The one daemon thread that fires the watchdogs whose deadline has passed (a timer
+    thread per execution cost about 0.3 ms to start and stop).  It sleeps until the
+    earliest deadline and is woken only for an earlier one; a watchdog disarmed in the
+    meantime costs it one idle wake-up."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._armed: dict[Watchdog, float] = {}  # -> deadline, `time.monotonic()`
+        self._wake_at = math.inf  # when the thread looks next (inf: when woken)
+        self._thread: threading.Thread | None = None
+
+    def arm(self, watchdog: Watchdog, deadline: float) -> None:
+        with self._cond:
+            self._armed[watchdog] = deadline
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="pairproxy-watchdog", daemon=True)
+                self._thread.start()
+            elif deadline < self._wake_at:
+                self._cond.notify()
+
+    def disarm(self, watchdog: Watchdog) -> None:
+        with self._cond:
+            self._armed.pop(watchdog, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [w for w, at in self._armed.items() if at <= now]
+                for w in due:
+                    del self._armed[w]
+                if not due:
+                    self._wake_at = min(self._armed.values(), default=math.inf)
+                    self._cond.wait(None if self._wake_at == math.inf else self._wake_at - now)
+                    continue
+            for w in due:  # outside the lock: firing takes the watchdog's own
+                w._fire()
+
+    def _reset(self) -> None:
+        """In a forked child: the parent's thread and executions are not there."""
+        self.__init__()  # type: ignore[misc]
+
+
+_ALARMS = _Alarms()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ALARMS._reset)

@@ -207,6 +207,37 @@ class TestLimits:
         while time.perf_counter() < deadline:  # nothing left pending either
             pass
 
+    def test_one_thread_watches_every_execution_and_each_budget_is_its_own(self, ns, tmp_path):
+        import threading
+
+        def watchdog_threads() -> int:
+            return sum(t.name == "pairproxy-watchdog" for t in threading.enumerate())
+
+        s = pp.Session(policy=self._policy(tmp_path, "wall_seconds = 30"))
+        for i in range(20):
+            assert s.exec(f"{i} + 1", ns) == i + 1
+        assert watchdog_threads() == 1
+        # two executions under way at once, in two threads: each stops at its own budget
+        stopped: dict[float, float] = {}
+
+        def run(budget: float) -> None:
+            folder = tmp_path / f"budget{budget}"
+            folder.mkdir()
+            session = pp.Session(policy=self._policy(folder, f"wall_seconds = {budget}"))
+            t0 = time.perf_counter()
+            with pytest.raises(WallTimeExceeded):
+                session.exec("while True:\n    pass", {})
+            stopped[budget] = time.perf_counter() - t0
+
+        threads = [threading.Thread(target=run, args=(b,)) for b in (0.3, 1.2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert sorted(stopped) == [0.3, 1.2], stopped
+        assert 0.3 <= stopped[0.3] < 1.2 <= stopped[1.2] < 5, stopped
+        assert watchdog_threads() == 1
+
     @pytest.mark.parametrize("stage", ["_fire", "_raise"])
     def test_a_budget_running_out_as_the_code_ends_leaves_nothing_pending(self, stage):
         # The timer fires while the code is finishing (before it takes the watchdog's
