@@ -33,6 +33,7 @@ import math
 import os
 import re
 import string
+import sys
 import threading
 import time
 import types
@@ -652,18 +653,33 @@ class Watchdog:
     (one huge pandas operation) stops when it returns.  One thread (`_Alarms`) watches
     the deadlines of every execution under way.
 
+    The exception is raised only while the agent's code is on that thread's stack (its
+    own frames, or library code it called).  Code with top-level ``await`` may be
+    suspended when the time is up, with the thread running someone else's task on the
+    same event loop (the notebook kernel's): then `on_suspended` is called instead (it
+    cancels the agent's task), and the watchdog looks again every `RECHECK` seconds
+    until the code has finished, in case it resumes into a loop before the
+    cancellation reaches it.
+
     Once the code has finished (`__exit__`), the exception is never raised: a watchdog
     that fires from then on does nothing, and one that fired as the code was finishing
     has its exception cleared or, where it already arrived inside `__exit__`, swallowed.
     It would otherwise be raised in whatever the thread ran next (the owner's own cells).
     """
 
-    def __init__(self, seconds: float) -> None:
+    RECHECK = 0.05
+
+    def __init__(self, seconds: float, on_suspended: Callable[[], Any] | None = None) -> None:
         self.seconds = seconds
+        self.on_suspended = on_suspended
         self._thread_id = threading.get_ident()
         self._lock = threading.Lock()
         self._done = False
-        self._fired = False
+        self._fired = False  # the budget ran out (interrupted, or the agent's task cancelled)
+
+    @property
+    def fired(self) -> bool:
+        return self._fired
 
     def __enter__(self) -> Watchdog:
         _ALARMS.arm(self, time.monotonic() + self.seconds)
@@ -681,9 +697,25 @@ class Watchdog:
 
     def _fire(self) -> None:
         with self._lock:
-            if not self._done:
+            if self._done:
+                return
+            if self._agent_running():
                 self._fired = True
                 self._raise()
+                return
+            if not self._fired and self.on_suspended is not None:
+                self._fired = True
+                self.on_suspended()
+        _ALARMS.arm(self, time.monotonic() + self.RECHECK)
+
+    def _agent_running(self) -> bool:
+        """Is one of the agent's frames on the watched thread's stack right now?"""
+        frame = sys._current_frames().get(self._thread_id)
+        while frame is not None:
+            if frame.f_code.co_filename.startswith(AGENT_FILE_PREFIX):
+                return True
+            frame = frame.f_back
+        return False
 
     def _raise(self) -> None:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(

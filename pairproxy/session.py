@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import itertools
 import logging
@@ -23,6 +24,7 @@ from .guard import (
     GETATTR,
     LAST,
     AgentBuiltins,
+    WallTimeExceeded,
     Watchdog,
     compile_agent,
     exception_types,
@@ -145,7 +147,7 @@ class Session:
                 self._prepare(run, code, namespace, allow_await=True)
                 result = eval(run.code, run.globals)
                 if inspect.iscoroutine(result):
-                    await result
+                    await self._within_budget(run, result)
                 if display is not None:
                     run.globals[LAST] = display(run.globals.get(LAST))
             finally:
@@ -172,6 +174,25 @@ class Session:
         if self._m.wall_ns:
             self._m.deadline_ns = _perf() + self._m.wall_ns
             run.watchdog = Watchdog(self._m.wall_ns / 1e9).__enter__()
+
+    @staticmethod
+    async def _within_budget(run: _Run, coro: Any) -> None:
+        """Await the agent's coroutine; with a wall-time budget, as a task of its own,
+        which the watchdog cancels if the time runs out while the code is suspended (the
+        thread is then running other tasks of the loop, which must not be interrupted)."""
+        watchdog = run.watchdog
+        if watchdog is None:
+            await coro
+            return
+        task = asyncio.ensure_future(coro)
+        loop = task.get_loop()
+        watchdog.on_suspended = lambda: loop.call_soon_threadsafe(task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            if watchdog.fired and task.cancelled():
+                raise WallTimeExceeded() from None
+            raise
 
     @staticmethod
     def _stop_watchdog(run: _Run) -> None:

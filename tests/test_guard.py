@@ -238,6 +238,37 @@ class TestLimits:
         assert 0.3 <= stopped[0.3] < 1.2 <= stopped[1.2] < 5, stopped
         assert watchdog_threads() == 1
 
+    @pytest.mark.parametrize("agent", [
+        "import asyncio\nawait asyncio.sleep(3)",  # suspended when the time runs out
+        "while True:\n    pass",  # running
+        # suspended, ignores the cancellation, then runs
+        "import asyncio\ntry:\n    await asyncio.sleep(3)\nexcept BaseException:\n    pass\nwhile True:\n    pass",
+    ], ids=["suspended", "running", "ignores-cancel"])
+    def test_awaiting_code_stops_at_its_budget_and_the_loops_other_tasks_run_on(self, tmp_path, agent):
+        # Code with top-level await runs on the kernel's event loop, with the kernel's own
+        # tasks: the budget stops the agent's code and never lands in theirs.
+        import asyncio
+
+        s = pp.Session(policy=self._policy(tmp_path, "wall_seconds = 0.3"))
+        ticks: list[int] = []
+
+        async def kernel_task() -> None:
+            for i in range(60):
+                await asyncio.sleep(0.01)
+                ticks.append(i)
+
+        async def main() -> str:
+            other = asyncio.ensure_future(kernel_task())
+            t0 = time.perf_counter()
+            with pytest.raises(WallTimeExceeded, match="wall-time budget"):
+                await s.aexec(agent, {})
+            assert time.perf_counter() - t0 < 5
+            await other
+            return await s.aexec("'still here'", {})
+
+        assert asyncio.run(main()) == "still here"
+        assert ticks == list(range(60))
+
     @pytest.mark.parametrize("stage", ["_fire", "_raise"])
     def test_a_budget_running_out_as_the_code_ends_leaves_nothing_pending(self, stage):
         # The timer fires while the code is finishing (before it takes the watchdog's
@@ -255,8 +286,9 @@ class TestLimits:
             getattr(Watchdog, stage)(self)
 
         threading.Timer(0.2, finish.set).start()
+        agent_code = compile("assert firing.wait(5)", "<agent:watched>", "exec")  # the watchdog acts on agent frames
         with type("SlowToFire", (Watchdog,), {stage: slow})(0.01):
-            assert firing.wait(5)
+            exec(agent_code, {"firing": firing})
         deadline = time.perf_counter() + 0.5
         while time.perf_counter() < deadline:  # bytecode that a pending exception would stop
             pass
