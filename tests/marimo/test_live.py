@@ -377,6 +377,25 @@ def test_agent_can_read_what_the_policy_allows(served: tuple[MarimoServer, Path,
     assert "pairproxy:marimo" in r.stdout
 
 
+def test_a_wall_time_budget_stops_agent_code_and_the_kernel_runs_on(served: tuple[MarimoServer, Path, Path]) -> None:
+    srv, policy, log = served
+    use(policy, OPEN + "\n[limits]\nwall_seconds = 1.0\n")
+    try:
+        for code in ("while True:\n    pass", "import asyncio\nawait asyncio.sleep(20)"):
+            t0 = time.monotonic()
+            r = srv.execute(code)
+            assert not r.success and "WallTimeExceeded" in r.stderr and "wall-time budget" in r.stderr, r
+            assert time.monotonic() - t0 < 15
+            end = execution_of(log, code)[-1]
+            assert isinstance(end, O.ExecEnd) and end.error.endswith("WallTimeExceeded")
+        # the kernel, its event loop and the owner's panel work on
+        r = srv.execute("print(df.shape)")
+        assert r.success and r.stdout == "(3, 2)\n", r
+        assert srv.run_owner_code("print(1 + 1)").stdout == "2\n"
+    finally:
+        use(policy, OPEN)
+
+
 # --- fail closed ------------------------------------------------------------------------
 
 
