@@ -52,6 +52,7 @@ AGENT_FILE_PREFIX = "<agent"
 
 LAST = "__pp_last__"
 EXC = "__pp_exc__"
+LIMITS = "__pp_limits__"
 GETATTR = "__pp_getattr__"
 CLASS = "__pp_class__"
 
@@ -133,13 +134,17 @@ def write_refusal(name: str) -> str | None:
 
 
 class SemanticTransform(ast.NodeTransformer):
-    """The rewrite agent code needs to keep its meaning through proxies at all:
-    ``except X`` gets real exception classes even when ``X`` is proxied."""
+    """The rewrites agent code needs to keep its meaning through proxies at all:
+    ``except X`` gets real exception classes even when ``X`` is proxied; and every
+    handler first re-raises a budget overrun (`reraise_limits`): ``except Exception:``
+    around the work in a loop would otherwise catch it and go on."""
 
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> ast.AST:
         self.generic_visit(node)
         if node.type is not None:
             node.type = ast.copy_location(_call(EXC, [node.type]), node.type)
+        first = node.body[0]
+        node.body.insert(0, ast.copy_location(ast.Expr(_call(LIMITS, [])), first))
         return node
 
 
@@ -371,6 +376,15 @@ _GUARDED_CODE: weakref.WeakSet[types.CodeType] = weakref.WeakSet()
 
 
 # --- run-time helpers the rewrites call ---------------------------------------------------
+
+
+def reraise_limits() -> None:
+    """First statement of every ``except`` handler in agent code: a `ResourceLimit` (the
+    policy's op or wall-time budget ran out) is the owner's stop, not the agent's to
+    catch."""
+    e = sys.exc_info()[1]
+    if isinstance(e, ResourceLimit):
+        raise e
 
 
 def exception_types(spec: Any) -> Any:
@@ -654,7 +668,10 @@ class Watchdog:
     the deadlines of every execution under way.
 
     The exception is raised only while the agent's code is on that thread's stack (its
-    own frames, or library code it called).  Code with top-level ``await`` may be
+    own frames, or library code it called), and again every `RECHECK` seconds while it
+    still is (library code that swallows exceptions, ``contextlib.suppress``, must not
+    end the budget; the agent's own ``except`` clauses re-raise it, see
+    `reraise_limits`).  Code with top-level ``await`` may be
     suspended when the time is up, with the thread running someone else's task on the
     same event loop (the notebook kernel's): then `on_suspended` is called instead (it
     cancels the agent's task), and the watchdog looks again every `RECHECK` seconds
@@ -702,8 +719,7 @@ class Watchdog:
             if self._agent_running():
                 self._fired = True
                 self._raise()
-                return
-            if not self._fired and self.on_suspended is not None:
+            elif not self._fired and self.on_suspended is not None:
                 self._fired = True
                 self.on_suspended()
         _ALARMS.arm(self, time.monotonic() + self.RECHECK)

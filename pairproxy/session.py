@@ -23,6 +23,7 @@ from .guard import (
     EXC,
     GETATTR,
     LAST,
+    LIMITS,
     AgentBuiltins,
     WallTimeExceeded,
     Watchdog,
@@ -30,6 +31,7 @@ from .guard import (
     exception_types,
     guarded_getattr,
     proxied_class,
+    reraise_limits,
 )
 from .membrane import PASS, Membrane, _perf, _qual, _type_kind
 
@@ -418,6 +420,7 @@ class Session:
             self._builtins = AgentBuiltins(self).build()
         g["__builtins__"] = self._builtins
         g[EXC] = exception_types
+        g[LIMITS] = reraise_limits
         g[GETATTR] = guarded_getattr
         g[CLASS] = proxied_class
         g.setdefault("__name__", "__main__")
@@ -452,7 +455,7 @@ class Session:
         return f"<pairproxy.Session {self.id} policy={self._m.phash or 'none'} records={len(self.records)}>"
 
 
-_HIDDEN_NAMES = frozenset({"__builtins__", LAST, EXC, GETATTR, CLASS})
+_HIDDEN_NAMES = frozenset({"__builtins__", LAST, EXC, LIMITS, GETATTR, CLASS})
 
 
 class _Run:

@@ -238,6 +238,38 @@ class TestLimits:
         assert 0.3 <= stopped[0.3] < 1.2 <= stopped[1.2] < 5, stopped
         assert watchdog_threads() == 1
 
+    @pytest.mark.parametrize(("limit", "agent"), [
+        # (long loops, not endless ones: code that does catch it ends, and the test fails)
+        ("max_ops = 50", "for i in range(10**6):\n    try:\n        df.shape\n    except Exception:\n        pass"),
+        ("max_ops = 50", "for i in range(10**6):\n    try:\n        df.shape\n    except:\n        continue"),
+        ("wall_seconds = 0.3", "for i in range(10**7):\n    try:\n        sum(range(100))\n    except Exception as e:\n        pass"),
+        ("wall_seconds = 0.3", "for i in range(10**7):\n    try:\n        sum(range(100))\n    except BaseException:\n        pass"),
+        # library code swallows it: the watchdog interrupts again while the agent's code runs
+        ("wall_seconds = 0.3", "swallows(2)\nfor i in range(10**8):\n    pass"),
+    ], ids=["ops-except-Exception", "ops-bare-except", "wall-except-Exception", "wall-except-BaseException",
+            "wall-library-swallows"])
+    def test_agent_code_cannot_catch_its_budget_running_out(self, ns, tmp_path, limit, agent):
+        def swallows(seconds: float) -> None:  # library code that swallows what arrives while it works
+            try:
+                end = time.perf_counter() + seconds
+                while time.perf_counter() < end:
+                    pass
+            except Exception:
+                pass
+
+        ns["swallows"] = swallows
+        s = pp.Session(policy=self._policy(tmp_path, limit))
+        t0 = time.perf_counter()
+        with pytest.raises(pp.ResourceLimit):
+            s.exec(agent, ns)
+        assert time.perf_counter() - t0 < 10
+        assert s.exec("1 + 1", ns) == 2  # nothing left pending
+
+    def test_an_agent_handler_still_catches_its_own_errors(self, ns, tmp_path):
+        s = pp.Session(policy=self._policy(tmp_path, "max_ops = 1000"))
+        code = "try:\n    df['missing']\nexcept KeyError as e:\n    caught = repr(e)\ncaught"
+        assert s.exec(code, ns) == "KeyError('missing')"
+
     @pytest.mark.parametrize("agent", [
         "import asyncio\nawait asyncio.sleep(3)",  # suspended when the time runs out
         "while True:\n    pass",  # running
