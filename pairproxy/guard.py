@@ -191,17 +191,28 @@ class GuardTransform(SemanticTransform):
                         f"class {node.name!r} may not define {name!r}: library code calls "
                         "that hook with real objects.",
                     )
+                if name in _EXIT_HOOKS and not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    raise self._refuse(stmt, f"class {node.name!r} may define {name!r} only with def.")
         self._class_depth += 1
         try:
             self.generic_visit(node)
         finally:
             self._class_depth -= 1
+        for stmt in node.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name in _EXIT_HOOKS:
+                # like an except clause, a context manager's exit may not swallow a budget overrun
+                at = 1 if ast.get_docstring(stmt, clean=False) is not None else 0
+                stmt.body.insert(at, ast.copy_location(ast.Expr(_call(LIMITS, [])), stmt.body[0]))
         return node
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST:
         if node.level:
             raise self._refuse(node, "relative imports are not available to agent code.")
         return node
+
+
+#: Context-manager exits: they see the exception leaving a ``with`` block and may swallow it.
+_EXIT_HOOKS = frozenset({"__exit__", "__aexit__"})
 
 
 def _call(name: str, args: list[ast.expr]) -> ast.Call:

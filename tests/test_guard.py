@@ -265,6 +265,25 @@ class TestLimits:
         assert time.perf_counter() - t0 < 10
         assert s.exec("1 + 1", ns) == 2  # nothing left pending
 
+    def test_an_agent_context_manager_cannot_swallow_its_budget_running_out(self, ns, tmp_path):
+        s = pp.Session(policy=self._policy(tmp_path, "wall_seconds = 0.3"))
+        s.exec(
+            "class Quiet:\n"
+            "    def __enter__(self):\n        return self\n"
+            "    def __exit__(self, *exc):\n        \"Swallows everything.\"\n        return True\n",
+            ns,
+        )
+        t0 = time.perf_counter()
+        with pytest.raises(WallTimeExceeded):
+            s.exec("for i in range(100):\n    with Quiet():\n        for j in range(10**8):\n            pass", ns)
+        assert time.perf_counter() - t0 < 10
+        # its own errors it may still swallow; the docstring stays one
+        assert s.exec("with Quiet():\n    1 / 0\n'went on'", ns) == "went on"
+        quiet = ns["Quiet"]
+        assert (pp.unwrap(quiet) if pp.is_proxy(quiet) else quiet).__exit__.__doc__ == "Swallows everything."
+        with pytest.raises(pp.PolicyDenied, match="may define '__exit__' only with def"):
+            s.exec("class Q:\n    __exit__ = lambda self, *exc: True", ns)
+
     def test_an_agent_handler_still_catches_its_own_errors(self, ns, tmp_path):
         s = pp.Session(policy=self._policy(tmp_path, "max_ops = 1000"))
         code = "try:\n    df['missing']\nexcept KeyError as e:\n    caught = repr(e)\ncaught"
