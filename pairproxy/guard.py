@@ -12,7 +12,8 @@ Three layers, cheapest first:
    caught too.
 2. **Rewrites** that keep meaning through the proxies: ``x.__class__`` is the proxied
    class, ``str.format``/``format_map`` refuse fields that walk into private attributes,
-   ``except`` clauses get real exception classes.
+   ``except`` clauses get real exception classes; they and an agent class's ``__exit__``
+   first re-raise a budget overrun (`reraise_limits`), which is not the agent's to catch.
 3. **Guarded builtins**: ``getattr``/``setattr``/``delattr``/``hasattr`` apply the same
    name rules at run time; ``type(x)`` answers with the proxied class and refuses the
    three-argument form; ``vars``/``globals``/``locals`` are refused; ``eval``/``exec``/
