@@ -30,6 +30,7 @@ import ast
 import builtins
 import ctypes
 import dis
+import logging
 import math
 import os
 import re
@@ -49,6 +50,8 @@ from .proxy import PROXY_TYPES, _get
 
 #: Agent code is compiled under file names starting with this (``<agent:7>``): how frames,
 #: functions and classes of agent code are told apart from everything else.
+_log = logging.getLogger("pairproxy")
+
 AGENT_FILE_PREFIX = "<agent"
 
 LAST = "__pp_last__"
@@ -737,8 +740,12 @@ class Watchdog:
         _ALARMS.arm(self, time.monotonic() + self.RECHECK)
 
     def _agent_running(self) -> bool:
-        """Is one of the agent's frames on the watched thread's stack right now?"""
-        frame = sys._current_frames().get(self._thread_id)
+        """Is one of the agent's frames on the watched thread's stack right now?  (True
+        when that cannot be told: an audit hook refused ``sys._current_frames``.)"""
+        try:
+            frame = sys._current_frames().get(self._thread_id)
+        except Exception:
+            return True
         while frame is not None:
             if frame.f_code.co_filename.startswith(AGENT_FILE_PREFIX):
                 return True
@@ -788,7 +795,10 @@ class _Alarms:
                     self._cond.wait(None if self._wake_at == math.inf else self._wake_at - now)
                     continue
             for w in due:  # outside the lock: firing takes the watchdog's own
-                w._fire()
+                try:
+                    w._fire()
+                except Exception:  # the thread must go on watching the others
+                    _log.exception("pairproxy: a wall-time watchdog failed to fire")
 
     def _reset(self) -> None:
         """In a forked child: the parent's thread and executions are not there."""

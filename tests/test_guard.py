@@ -284,6 +284,30 @@ class TestLimits:
         with pytest.raises(pp.PolicyDenied, match="may define '__exit__' only with def"):
             s.exec("class Q:\n    __exit__ = lambda self, *exc: True", ns)
 
+    def test_the_budget_holds_when_an_audit_hook_refuses_the_stack_lookup(self, tmp_path):
+        # An audit hook stays for the life of the process: this runs in a child one.
+        import subprocess
+        import sys
+        import textwrap
+
+        policy = self._policy(tmp_path, "wall_seconds = 0.3").path
+        script = textwrap.dedent(f"""\
+            import sys, time
+            import pairproxy as pp
+            def hook(event, args):
+                if event == "sys._current_frames":
+                    raise RuntimeError("refused")
+            sys.addaudithook(hook)
+            s = pp.Session(policy=pp.load_policy({str(policy)!r}))
+            t0 = time.perf_counter()
+            try:
+                s.exec("for i in range(10**9):\\n    pass", {{}})
+            except pp.ResourceLimit as e:
+                print(type(e).__name__, time.perf_counter() - t0 < 10)
+            """)
+        child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        assert child.stdout.strip() == "WallTimeExceeded True", child.stderr[-3000:]
+
     def test_an_agent_handler_still_catches_its_own_errors(self, ns, tmp_path):
         s = pp.Session(policy=self._policy(tmp_path, "max_ops = 1000"))
         code = "try:\n    df['missing']\nexcept KeyError as e:\n    caught = repr(e)\ncaught"
