@@ -388,6 +388,9 @@ def test_a_wall_time_budget_stops_agent_code_and_the_kernel_runs_on(served: tupl
             assert time.monotonic() - t0 < 15
             end = execution_of(log, code)[-1]
             assert isinstance(end, O.ExecEnd) and end.error.endswith("WallTimeExceeded")
+        # code mode runs under the budget as it does without one
+        r = srv.execute(CM + "async with cm.get_context() as ctx:\n    print(len(ctx.cells) > 0)")
+        assert r.success and r.stdout == "True\n", r
         # the kernel, its event loop and the owner's panel work on
         r = srv.execute("print(df.shape)")
         assert r.success and r.stdout == "(3, 2)\n", r
