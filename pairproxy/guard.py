@@ -48,10 +48,10 @@ from .effects import remember
 from .errors import PolicyDenied, ResourceLimit
 from .proxy import PROXY_TYPES, _get
 
-#: Agent code is compiled under file names starting with this (``<agent:7>``): how frames,
-#: functions and classes of agent code are told apart from everything else.
 _log = logging.getLogger("pairproxy")
 
+#: Agent code is compiled under file names starting with this (``<agent:7>``): how frames,
+#: functions and classes of agent code are told apart from everything else.
 AGENT_FILE_PREFIX = "<agent"
 
 LAST = "__pp_last__"
@@ -394,9 +394,9 @@ _GUARDED_CODE: weakref.WeakSet[types.CodeType] = weakref.WeakSet()
 
 
 def reraise_limits() -> None:
-    """First statement of every ``except`` handler in agent code: a `ResourceLimit` (the
-    policy's op or wall-time budget ran out) is the owner's stop, not the agent's to
-    catch."""
+    """First statement of every ``except`` handler and every class's ``__exit__`` in
+    agent code: a `ResourceLimit` (the policy's op or wall-time budget ran out) is the
+    owner's stop, not the agent's to catch."""
     e = sys.exc_info()[1]
     if isinstance(e, ResourceLimit):
         raise e
@@ -684,14 +684,13 @@ class Watchdog:
 
     The exception is raised only while the agent's code is on that thread's stack (its
     own frames, or library code it called), and again every `RECHECK` seconds while it
-    still is (library code that swallows exceptions, ``contextlib.suppress``, must not
-    end the budget; the agent's own ``except`` clauses re-raise it, see
-    `reraise_limits`).  Code with top-level ``await`` may be
-    suspended when the time is up, with the thread running someone else's task on the
-    same event loop (the notebook kernel's): then `on_suspended` is called instead (it
-    cancels the agent's task), and the watchdog looks again every `RECHECK` seconds
-    until the code has finished, in case it resumes into a loop before the
-    cancellation reaches it.
+    still is: library code the agent called may catch and drop it (the agent's own
+    ``except`` clauses re-raise it, see `reraise_limits`).  Code with top-level
+    ``await`` may be suspended when the time is up, with the thread running someone
+    else's task on the same event loop (the notebook kernel's): then `on_suspended` is
+    called instead (it cancels the agent's task), and the watchdog looks again every
+    `RECHECK` seconds until the code has finished, in case it resumes into a loop before
+    the cancellation reaches it.
 
     Once the code has finished (`__exit__`), the exception is never raised: a watchdog
     that fires from then on does nothing, and one that fired as the code was finishing
