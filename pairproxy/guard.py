@@ -396,9 +396,11 @@ _GUARDED_CODE: weakref.WeakSet[types.CodeType] = weakref.WeakSet()
 def reraise_limits() -> None:
     """First statement of every ``except`` handler and every class's ``__exit__`` in
     agent code: a `ResourceLimit` (the policy's op or wall-time budget ran out) is the
-    owner's stop, not the agent's to catch."""
+    owner's stop, not the agent's to catch (nor inside a group, for ``except*``)."""
     e = sys.exc_info()[1]
-    if isinstance(e, ResourceLimit):
+    if isinstance(e, ResourceLimit) or (
+        isinstance(e, BaseExceptionGroup) and e.subgroup(ResourceLimit) is not None
+    ):
         raise e
 
 
