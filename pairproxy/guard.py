@@ -196,7 +196,10 @@ class GuardTransform(SemanticTransform):
                         "that hook with real objects.",
                     )
                 if name in _EXIT_HOOKS and not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    raise self._refuse(stmt, f"class {node.name!r} may define {name!r} only with def.")
+                    raise self._refuse(
+                        stmt, f"class {node.name!r} may define {name!r} only with def "
+                        f"(def {name}(self, exc_type, exc, tb): ...).",
+                    )
         self._class_depth += 1
         try:
             self.generic_visit(node)
