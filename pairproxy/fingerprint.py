@@ -520,19 +520,19 @@ def _polars_digest(s: Any, dtype: Any, sample: Sample | None, memo: Memo) -> byt
         digest = _compiled_digest(s, sample)  # None with nulls: they are hashed below
         if digest is not None:
             return digest
-    if kind != "other" and not s.null_count():
-        if kind == "buffer":
-            a = s.to_numpy()  # no copy
-            if a.dtype.kind in "biufcmM":
-                return _ndarray_digest(a, sample, memo)
-        elif sample is None and len(s) <= _FEW_STRINGS:
-            return _strings_digest(s.to_list())
-        elif _pyarrow() is not None:
-            if sample is not None:  # the sampled blocks only: converting a whole column copies it
-                s = sys.modules["polars"].concat([s.slice(a, b - a) for a, b in sample.ranges])
-            digest = _arrow_digest(s.to_arrow(), None)
-            if digest is not None:
-                return digest
+        if not s.null_count():
+            if kind == "buffer":
+                a = s.to_numpy()  # no copy
+                if a.dtype.kind in "biufcmM":
+                    return _ndarray_digest(a, sample, memo)
+            elif sample is None and len(s) <= _FEW_STRINGS:
+                return _strings_digest(s.to_list())
+            elif _pyarrow() is not None:
+                if sample is not None:  # the sampled blocks only: converting a whole column copies it
+                    s = sys.modules["polars"].concat([s.slice(a, b - a) for a, b in sample.ranges])
+                digest = _arrow_digest(s.to_arrow(), None)
+                if digest is not None:
+                    return digest
     if sample is not None:
         s = s.gather(sample.index)
     return _digest(s.hash(seed=0).to_numpy())

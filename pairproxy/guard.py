@@ -147,8 +147,7 @@ class SemanticTransform(ast.NodeTransformer):
         self.generic_visit(node)
         if node.type is not None:
             node.type = ast.copy_location(_call(EXC, [node.type]), node.type)
-        first = node.body[0]
-        node.body.insert(0, ast.copy_location(ast.Expr(_call(LIMITS, [])), first))
+        node.body.insert(0, _reraise_limits_at(node.body[0]))
         return node
 
 
@@ -209,7 +208,7 @@ class GuardTransform(SemanticTransform):
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name in _EXIT_HOOKS:
                 # like an except clause, a context manager's exit may not swallow a budget overrun
                 at = 1 if ast.get_docstring(stmt, clean=False) is not None else 0
-                stmt.body.insert(at, ast.copy_location(ast.Expr(_call(LIMITS, [])), stmt.body[0]))
+                stmt.body.insert(at, _reraise_limits_at(stmt.body[0]))
         return node
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST:
@@ -224,6 +223,11 @@ _EXIT_HOOKS = frozenset({"__exit__", "__aexit__"})
 
 def _call(name: str, args: list[ast.expr]) -> ast.Call:
     return ast.Call(func=ast.Name(name, ast.Load()), args=args, keywords=[])
+
+
+def _reraise_limits_at(stmt: ast.stmt) -> ast.stmt:
+    """The statement ``__pp_limits__()`` (`reraise_limits`), placed at `stmt`."""
+    return ast.copy_location(ast.Expr(_call(LIMITS, [])), stmt)
 
 
 def _is_super_call(node: ast.expr) -> bool:
@@ -725,11 +729,11 @@ class Watchdog:
         try:
             with self._lock:  # from here on the watchdog does not fire
                 self._done = True
-            _ALARMS.disarm(self)
             if self._fired:  # set as the code finished and not raised yet: clear it
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id), None)
         except WallTimeExceeded:  # set as the code finished, raised just now: the code did finish
-            _ALARMS.disarm(self)
+            pass
+        _ALARMS.disarm(self)  # nothing can be pending any more
 
     def _fire(self) -> None:
         with self._lock:

@@ -29,8 +29,12 @@ pytestmark = [
 
 
 def _run(escape: Escape, policy_name: str):
-    if escape.lasting and not _IN_CHILD:
-        return run_isolated(escape, f"{__name__}:_run_in_child", policy_name)
+    if escape.lasting:  # what it installs must not stay in this process
+        return run_isolated(escape, f"{__name__}:_run_here", policy_name)
+    return _run_here(escape, policy_name)
+
+
+def _run_here(escape: Escape, policy_name: str):
     session = pp.Session(policy=builtin_policy(policy_name))
     result = run(
         escape, exec_fn=session.exec, wrap=lambda ns: ns, is_proxy=pp.is_proxy,
@@ -41,16 +45,6 @@ def _run(escape: Escape, policy_name: str):
     del session
     gc.collect()
     return result
-
-
-_IN_CHILD = False
-
-
-def _run_in_child(escape: Escape, policy_name: str):
-    """`_run` in the child process `run_isolated` starts."""
-    global _IN_CHILD
-    _IN_CHILD = True
-    return _run(escape, policy_name)
 
 
 @pytest.mark.parametrize("escape", ESCAPES, ids=lambda e: e.id)
