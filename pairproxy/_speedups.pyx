@@ -24,9 +24,10 @@ proxy class's type slots for attribute reads, items, ``next`` and calls point st
 this module (`install_slots`), not at Python's wrappers that look the method up by name.
 """
 
+cimport cython
 from cpython.object cimport PyObject, PyTypeObject, PyObject_TypeCheck
-from cpython.list cimport PyList_GET_ITEM
-from cpython.ref cimport Py_XINCREF, Py_XDECREF
+from cpython.list cimport PyList_GET_ITEM, PyList_Append, PyList_SetItem
+from cpython.ref cimport Py_INCREF, Py_XINCREF, Py_XDECREF
 from cpython.module cimport PyModule_Check
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_FromVoidPtr
 from cpython.float cimport PyFloat_AS_DOUBLE
@@ -120,6 +121,8 @@ cdef object _underscore_attr = None, _proxy_class = None, _key_of = None, _Outbo
 cdef object _Attr = None, _GetItem = None, _Next = None, _Seq = None, _Ref = None, _Call = None
 cdef object _pure_call = None, _pure_binop = None
 cdef object _BinOp = None
+cdef object _Records = None  # `ops.Records`
+cdef Py_ssize_t _r_from = -1  # its `from_` slot
 cdef dict _binop_funcs = None
 cdef dict _type_keys = None  # `effects._TYPE_KEYS`: type -> key, as `effects.type_key` caches it
 cdef object _inplace = None
@@ -192,7 +195,7 @@ def configure(P, M, O, pure):
     global _fp_batch, _young_max, _released, _slot, _obj, _m, _rights, _key, _root, _ref, _ver, _wrapped
     global _fast_epoch, _Membrane, _m_hot, _m_records, _m_by_id, _m_origin, _m_pending, _m_young, _m_next_ref
     global _m_sweep_at, _m_fingerprints, _m_fp_all, _m_catalogue, _m_callback_ctx
-    global _cap, _code, _pkey, _methods, _method, _owner, _via
+    global _cap, _code, _pkey, _methods, _method, _owner, _via, _Records, _r_from
     _ready = False
     offsets = []
     state_fields = ("obj", "m", "rights", "key", "root", "ref", "ver",
@@ -200,7 +203,7 @@ def configure(P, M, O, pure):
     membrane_slots = ("_hot", "_records", "_by_id", "_origin", "pending_fp", "_young", "_next_ref",
                       "_sweep_at", "fingerprints", "fp_all", "catalogue", "_callback_ctx")
     for descr in (P._SLOT, *(vars(P.State)[n] for n in state_fields),
-                  *(vars(M.Membrane)[n] for n in membrane_slots)):
+                  *(vars(M.Membrane)[n] for n in membrane_slots), vars(O.Records)["from_"]):
         off = pp_slot_offset(descr)
         if off < 0:
             raise TypeError(f"{descr!r} is not a plain object slot")
@@ -208,7 +211,8 @@ def configure(P, M, O, pure):
     _slot, _obj, _m, _rights, _key, _root, _ref, _ver = offsets[:8]
     _cap, _code, _pkey, _methods, _method, _owner, _via = offsets[8:15]
     (_m_hot, _m_records, _m_by_id, _m_origin, _m_pending, _m_young, _m_next_ref, _m_sweep_at,
-     _m_fingerprints, _m_fp_all, _m_catalogue, _m_callback_ctx) = offsets[15:]
+     _m_fingerprints, _m_fp_all, _m_catalogue, _m_callback_ctx, _r_from) = offsets[15:]
+    _Records = O.Records
     _Membrane = M.Membrane
     _fast_epoch = M.FAST_EPOCH
     _wrapped = _find_wrapped(P.Proxy, P._SLOT)
@@ -485,23 +489,69 @@ cdef object _binop_elsewhere(object m, object st, object name, object other):
 cdef object _NO_ARG = object()  # `_record`: the op kind has no field of its own
 
 
+@cython.no_gc
+@cython.final
+cdef class Deferred:
+    """The record of an attribute read, item read or ``next`` as `_record` keeps it in a
+    `ops.Records` list: its fields, the time and duration unboxed, until something
+    reads the list and `build` makes the record (`ops.Records.materialize`).  Making the
+    msgspec struct and boxing its floats and ints on the op path cost about a third of a
+    10k-row loop of item reads.  Untracked by the garbage collector, as records are: it
+    holds a record's own data (strings, literals, refs), never a cycle."""
+
+    cdef object cls, actor, ref, ver, rule, policy, out, arg
+    cdef Py_ssize_t seq
+    cdef double t
+    cdef long long dur
+
+    def build(self):
+        """The record itself: what `_record` would have appended."""
+        if self.arg is _NO_ARG:
+            return self.cls(self.seq, self.t, self.actor, self.ref, self.ver, "read", "allow",
+                            self.rule, self.policy, self.out, self.dur)
+        return self.cls(self.seq, self.t, self.actor, self.ref, self.ver, "read", "allow",
+                        self.rule, self.policy, self.out, self.dur, None, None, "", self.arg)
+
+
+def materialize(object recs, Py_ssize_t start):
+    """Replace each `Deferred` in ``recs[start:]`` by its record (`recs`: a list or a
+    subclass, whose own item methods are not called)."""
+    if not isinstance(recs, list):
+        raise TypeError("materialize needs a list")
+    cdef Py_ssize_t i
+    for i in range(max(start, 0), len(recs)):
+        x = <object>PyList_GET_ITEM(recs, i)
+        if type(x) is Deferred:
+            rec = (<Deferred>x).build()
+            Py_INCREF(rec)  # PyList_SetItem takes the reference
+            PyList_SetItem(recs, i, rec)
+
+
 cdef inline object _record(object cls, object m, object st, tuple h, object rule, long long p0,
                            object ver, object res, object via, object arg):
     """Encode `res` (a literal as itself, anything else through `Membrane.out`), append
     the op's record (`arg`: the kind's own field, or `_NO_ARG`) and return the value for
     the agent.  `Membrane.attr` and `Membrane._run` in one."""
     recs = h[0]  # not typed `list`: a list subclass's own append must run (replay's does)
-    cdef Py_ssize_t n = len(recs)
-    seq = n  # one int for the op's seq and the value's origin
+    cdef Py_ssize_t seq = len(recs)
     if _is_literal(res, type(res)):
         out = val = res
     else:
         out, val = _c_out(m, res, st, via, _field(st, _rights), _field(st, _cap), seq, False)
-        if len(recs) != n:  # wrapping recorded an op of its own (reaching a module imports it)
-            seq = len(recs)
+        # wrapping may have recorded an op of its own (reaching a module imports it)
+        seq = len(recs)
     cdef double t0 = h[1]
     cdef long long pp0 = h[2]
     cdef double t = t0 + (p0 - pp0) * 1e-9
+    cdef Deferred d
+    if type(recs) is _Records:  # the record kept unbuilt until read (see `Deferred`)
+        d = Deferred.__new__(Deferred)
+        d.cls, d.seq, d.t, d.actor, d.ref, d.ver = cls, seq, t, h[3], _field(st, _ref), ver
+        d.rule, d.policy, d.out, d.dur, d.arg = rule, h[4], out, pp_perf_ns() - p0, arg
+        if _field(recs, _r_from) is None:
+            pp_set_slot(recs, _r_from, seq)
+        PyList_Append(recs, d)
+        return val
     if arg is _NO_ARG:
         rec = cls(seq, t, h[3], _field(st, _ref), ver, "read", "allow", rule, h[4], out,
                   pp_perf_ns() - p0)

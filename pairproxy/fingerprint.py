@@ -127,8 +127,11 @@ def apply_pending(records: list[O.Op], pending: list[tuple[int, Any]]) -> None:
     pending[:] = keep
     memo: Memo = {}
     replace = msgspec.structs.replace
+    # the minting records alone, built where the fast path left them unbuilt (`ops.Records`)
+    get, put = (records.record, records.put) if isinstance(records, O.Records) else (
+        records.__getitem__, records.__setitem__)
     for seq, values in by_seq.items():
-        rec = records[seq]
+        rec = get(seq)
         if rec.seq != seq or not (isinstance(rec, O.Root) or isinstance(rec.out, (O.Ref, O.Seq))):
             continue  # not the record that minted the value (should not happen)
         if len(values) == 1:
@@ -137,7 +140,7 @@ def apply_pending(records: list[O.Op], pending: list[tuple[int, Any]]) -> None:
                 continue  # type only: the record's Ref already names the type
         else:
             fp = _combine([_fingerprint(v, memo) for v in values])
-        records[seq] = replace(rec, fp=fp)
+        put(seq, replace(rec, fp=fp))
 
 
 # --- dispatch ----------------------------------------------------------------------------

@@ -182,7 +182,7 @@ class Membrane:
                  "_sweep_at", "fingerprints", "fp_all", "catalogue", "_callback_ctx", "__dict__")
 
     def __init__(self, policy: Any = None, actor: str = "agent") -> None:
-        self._records: list[O.Op] = []
+        self._records: list[O.Op] = O.Records()
         self._actor = actor
         self._max_ops: int | None = None
         self._hot: tuple[Any, ...] | None = None
@@ -257,6 +257,8 @@ class Membrane:
 
     @records.setter
     def records(self, records: list[O.Op]) -> None:
+        if isinstance(self._records, O.Records):
+            self._records.materialize()  # whoever still holds the list reads records
         self._records = records
         self._refresh_hot()
 

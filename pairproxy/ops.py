@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import msgspec
 
 #: Bumped when a record's meaning changes. New fields go at the end with defaults, so
@@ -288,6 +291,91 @@ NOTEBOOK_KINDS = frozenset(
 def kind(rec: Op) -> str:
     """The record's kind tag (``"attr"``, ``"cell.create"``, ...)."""
     return rec.__struct_config__.tag  # type: ignore[return-value]
+
+
+# --- the list records are kept in ------------------------------------------------------
+
+
+class Records(list):  # type: ignore[type-arg]
+    """A session's op records, in order (seq = position): a list whose newest entries
+    the compiled fast path may keep unbuilt — the record of an attribute read, item read
+    or ``next``, as `pairproxy._speedups.Deferred` — until the list is read.  Reading or
+    changing it any way but `append` and ``len`` builds them first (`materialize`), so
+    readers only ever see records.  Copies and pickles are plain lists of records.
+    Iterating goes over the records there are when it starts.
+
+    Examples:
+        >>> r = Records([Exec(seq=0, t=0.0, actor="agent", code="x")])
+        >>> r.append(ExecEnd(seq=1, t=0.0, actor="agent"))
+        >>> [kind(x) for x in r], type(r.copy()).__name__
+        (['exec', 'exec.end'], 'list')
+    """
+
+    __slots__ = ("from_",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        #: Where the first entry that may be unbuilt is, or None (set by the fast path).
+        self.from_: int | None = None
+
+    def materialize(self) -> None:
+        """Build every unbuilt entry in place."""
+        start = self.from_
+        if start is not None:
+            from . import _speedups  # only its fast path leaves entries unbuilt
+
+            _speedups.materialize(self, start)
+            self.from_ = None
+
+    def record(self, i: int) -> Op:
+        """``self[i]``, building that entry alone if it is unbuilt."""
+        rec = list.__getitem__(self, i)
+        if not isinstance(rec, Op):
+            rec = rec.build()
+            list.__setitem__(self, i, rec)
+        return rec  # type: ignore[no-any-return]
+
+    def put(self, i: int, rec: Op) -> None:
+        """``self[i] = rec`` for an entry that is built (see `record`), leaving the rest
+        as they are."""
+        list.__setitem__(self, i, rec)
+
+    def clear(self) -> None:
+        list.clear(self)
+        self.from_ = None
+
+    def __iter__(self) -> Iterator[Op]:
+        self.materialize()
+        return iter(list.copy(self))
+
+    def __reversed__(self) -> Iterator[Op]:
+        self.materialize()
+        return reversed(list.copy(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return list, (list(self),)
+
+
+def _built_first(name: str) -> Any:
+    method = getattr(list, name)
+
+    def built_first(self: Records, *args: Any, **kwargs: Any) -> Any:
+        self.materialize()
+        for a in args:
+            if isinstance(a, Records):
+                a.materialize()
+        return method(self, *args, **kwargs)
+
+    built_first.__name__ = built_first.__qualname__ = name
+    built_first.__doc__ = method.__doc__
+    return built_first
+
+
+for _name in ("__getitem__", "__setitem__", "__delitem__", "__contains__", "__eq__", "__ne__",
+              "__lt__", "__le__", "__gt__", "__ge__", "__add__", "__mul__", "__rmul__", "__iadd__",
+              "__imul__", "__repr__", "copy", "count", "index", "pop", "remove", "insert", "extend",
+              "sort", "reverse"):
+    setattr(Records, _name, _built_first(_name))
 
 
 # --- rendering (pure) -----------------------------------------------------------------

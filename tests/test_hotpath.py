@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import pairproxy as pp
 from pairproxy import fingerprint, hotpath
 from pairproxy import ops as O
+from pairproxy.oplog import read_log, verify
 
 ROOT = Path(__file__).resolve().parents[1]
 PURE_BY_ENV = hotpath.pure_requested()
@@ -446,3 +447,124 @@ def test_a_module_reached_by_an_op_is_imported_first_and_seqs_stay_in_order(eith
     assert type(reached).__name__ == ("Attr" if "get_mod" not in code else "Call")
     assert reached.out == O.Ref(recs[at].out.ref, 0)  # the module's ref, made by the import
     assert pp.unwrap(ns["v"]) is math
+
+
+@pytest.fixture
+def compiled_path() -> Iterator[None]:
+    if not hotpath.compiled_available():
+        pytest.skip("compiled path not built")
+    before = hotpath.active()
+    hotpath.use_compiled(True)
+    try:
+        yield
+    finally:
+        hotpath.use_compiled(before == "compiled")
+
+
+_LOOP = "total = 0\nfor row in rows:\n    total += row['v'] + row['w']\nn = cfg.scale\n"
+
+
+def _loop_session(fingerprints: bool = True) -> tuple[pp.Session, dict[str, Any]]:
+    s = pp.Session()
+    s._m.fingerprints = fingerprints
+    ns: dict[str, Any] = {"rows": [{"v": i, "w": 2 * i} for i in range(50)], "cfg": types.SimpleNamespace(scale=3)}
+    s.exec(_LOOP, ns)
+    return s, ns
+
+
+def _raw(records: list[Any]) -> list[Any]:
+    return [list.__getitem__(records, i) for i in range(len(records))]
+
+
+class TestDeferredRecords:
+    """The compiled path keeps attribute, item and ``next`` records unbuilt in the
+    session's `ops.Records` list until it is read; every way of reading gives records."""
+
+    def test_the_fast_path_leaves_records_unbuilt_and_untracked(self, compiled_path: None) -> None:
+        s, _ = _loop_session()
+        raw = _raw(s._m._records)
+        unbuilt = [x for x in raw if not isinstance(x, O.Op)]
+        # 100 item reads, the attribute read and 49 of the 50 ``next``: the last row stays
+        # bound to ``row``, so its record was built to hold its fingerprint
+        assert len(unbuilt) == 150
+        built_next = [x for x in raw if isinstance(x, O.Next) and x.error is None]
+        assert len(built_next) == 1 and built_next[0].fp is not None
+        assert all(type(x).__name__ == "Deferred" and not __import__("gc").is_tracked(x) for x in unbuilt)
+
+    def test_reading_builds_the_same_records_as_the_pure_path(self) -> None:
+        if not hotpath.compiled_available():
+            pytest.skip("compiled path not built")
+        before = hotpath.active()
+        got = {}
+        try:
+            for compiled in (True, False):
+                hotpath.use_compiled(compiled)
+                s, ns = _loop_session()
+                got[compiled] = [msgspec.structs.replace(r, t=0.0, dur=0) for r in s.records]
+                assert ns["total"] == sum(3 * i for i in range(50)) and ns["n"] == 3
+        finally:
+            hotpath.use_compiled(before == "compiled")
+        assert [O.kind(r) for r in got[True]].count("getitem") == 100
+        assert got[True] == got[False]
+
+    def test_every_read_sees_records(self, compiled_path: None) -> None:
+        s, ns = _loop_session()
+        recs = s.records  # held across executions, as a panel may hold it
+        s.exec(_LOOP, ns)
+        n = len(recs)
+        assert isinstance(recs[n - 2], O.Op) and O.kind(recs[n - 2]) == "attr"
+        s.exec(_LOOP, ns)
+        assert all(isinstance(r, O.Op) for r in recs[-160:])
+        s.exec(_LOOP, ns)
+        assert all(isinstance(r, O.Op) for r in recs)
+        s.exec(_LOOP, ns)
+        assert all(isinstance(r, O.Op) for r in reversed(recs))
+        s.exec(_LOOP, ns)
+        assert recs.count(recs[-1]) == 1 and recs.index(recs[-1]) == len(recs) - 1
+        s.exec(_LOOP, ns)
+        copied = recs.copy()
+        assert type(copied) is list and all(isinstance(r, O.Op) for r in copied)
+        s.exec(_LOOP, ns)
+        import pickle
+
+        assert all(isinstance(r, O.Op) for r in pickle.loads(pickle.dumps(recs)))
+        s.exec(_LOOP, ns)
+        assert all(isinstance(r, O.Op) for r in list(recs) + recs[:3])
+        assert [r.seq for r in recs] == list(range(len(recs)))
+
+    def test_a_cleared_list_is_built_again_from_its_start(self, compiled_path: None) -> None:
+        s, ns = _loop_session()
+        recs = s.records
+        assert isinstance(recs[-1], O.Op)
+        recs.clear()
+        s.exec("x = cfg.scale", ns)
+        assert [O.kind(r) for r in recs] == ["exec", "attr", "exec.end"]
+        assert all(isinstance(r, O.Op) for r in _raw(recs))
+
+    def test_a_fingerprint_builds_only_the_record_that_made_the_value(self, compiled_path: None) -> None:
+        s = pp.Session()
+        ns: dict[str, Any] = {"cfg": types.SimpleNamespace(scale=3, items=[1, 2])}
+        s.exec("a = cfg.scale\nb = cfg.items\nc = cfg.scale", ns)
+        raw = _raw(s._m._records)
+        kinds = [O.kind(x) if isinstance(x, O.Op) else "unbuilt" for x in raw]
+        assert kinds == ["exec", "root", "root", "unbuilt", "attr", "unbuilt", "exec.end"]
+        assert raw[4].fp is not None and raw[4].fp.cls == "builtins.list"
+
+    def test_replacing_the_list_builds_the_one_it_replaces(self, compiled_path: None) -> None:
+        s, _ = _loop_session(fingerprints=False)
+        old = s._m._records
+        s._m.records = []
+        assert all(isinstance(x, O.Op) for x in _raw(old))
+        s.exec("x = cfg.scale", {"cfg": types.SimpleNamespace(scale=3)})
+        assert all(isinstance(x, O.Op) for x in _raw(s._m._records))  # a plain list: built at once
+
+    def test_a_log_gets_built_records(self, compiled_path: None, tmp_path: Path) -> None:
+        path = tmp_path / "ops.log"
+        s = pp.Session(log=path)
+        ns: dict[str, Any] = {"rows": [{"v": 1, "w": 2}], "cfg": types.SimpleNamespace(scale=3)}
+        s.exec(_LOOP, ns)
+        s.close()
+        kinds = [O.kind(r) for r in read_log(path)]
+        assert verify(path).ok
+        # (the second ``next`` is the StopIteration that ends the loop)
+        assert kinds.count("getitem") == 2 and kinds.count("next") == 2 and kinds.count("attr") == 1
