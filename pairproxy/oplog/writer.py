@@ -142,12 +142,16 @@ class LogWriter:
         f = self._f
         # Large batches go out in chunks: a bounded buffer, and whole entries only.
         prev_b = prev.encode()
+        # One read of the new records (a session's `ops.Records` builds the ones its fast
+        # path left unbuilt); each is put back with its link past the list's own hooks.
+        batch = records[start:end]
+        put = list.__setitem__
         for chunk in range(start, end, _CHUNK):
             out = bytearray()
             # The hot loop of the writer: one encode, one hash and one splice per record
             # (the link is kept as bytes too, so it is encoded once).
             for i in range(chunk, min(chunk + _CHUNK, end)):
-                rec = records[i]
+                rec = batch[i - start]
                 if rec.prev:
                     rec = replace(rec, prev="")
                 canon = enc(rec)
@@ -163,7 +167,7 @@ class LogWriter:
                     out += pack(n, n ^ 0xFFFFFFFF)
                     out += canon
                     out += prev_b
-                records[i] = replace(rec, prev=prev)
+                put(records, i, replace(rec, prev=prev))
             f.write(out)
         self._emit(bytearray())
         self._prev = prev
