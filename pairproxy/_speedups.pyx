@@ -513,16 +513,26 @@ cdef class Deferred:
                         self.rule, self.policy, self.out, self.dur, None, None, "", self.arg)
 
 
-def materialize(object recs, Py_ssize_t start):
-    """Replace each `Deferred` in ``recs[start:]`` by its record (`recs`: a list or a
-    subclass, whose own item methods are not called)."""
-    if not isinstance(recs, list):
-        raise TypeError("materialize needs a list")
+def materialize(object recs):
+    """Replace each `Deferred` in `recs` (an `ops.Records`) by its record, from where
+    its ``from_`` says the first may be, and clear ``from_``.  One C loop that runs no
+    Python code: no other thread appends while it reads ``from_`` and the length."""
+    if type(recs) is not _Records:
+        raise TypeError("materialize needs an ops.Records list")
+    start = _field(recs, _r_from)
+    if start is None:
+        return
+    pp_set_slot(recs, _r_from, None)
     cdef Py_ssize_t i
-    for i in range(max(start, 0), len(recs)):
+    for i in range(max(<Py_ssize_t>start, 0), len(recs)):
         x = <object>PyList_GET_ITEM(recs, i)
         if type(x) is Deferred:
-            rec = (<Deferred>x).build()
+            try:
+                rec = (<Deferred>x).build()
+            except BaseException:  # out of memory: the rest stay unbuilt, and known
+                if _field(recs, _r_from) is None:
+                    pp_set_slot(recs, _r_from, i)
+                raise
             Py_INCREF(rec)  # PyList_SetItem takes the reference
             PyList_SetItem(recs, i, rec)
 

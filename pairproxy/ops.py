@@ -320,12 +320,10 @@ class Records(list):  # type: ignore[type-arg]
 
     def materialize(self) -> None:
         """Build every unbuilt entry in place."""
-        start = self.from_
-        if start is not None:
+        if self.from_ is not None:
             from . import _speedups  # only its fast path leaves entries unbuilt
 
-            _speedups.materialize(self, start)
-            self.from_ = None
+            _speedups.materialize(self)
 
     def record(self, i: int) -> Op:
         """``self[i]``, building that entry alone if it is unbuilt."""
