@@ -492,11 +492,11 @@ cdef object _NO_ARG = object()  # `_record`: the op kind has no field of its own
 @cython.no_gc
 @cython.final
 cdef class Deferred:
-    """The record of an attribute read, item read or ``next`` as `_record` keeps it in a
-    `ops.Records` list: its fields, the time and duration unboxed, until something
-    reads the list and `build` makes the record (`ops.Records.materialize`).  Making the
-    msgspec struct and boxing its floats and ints on the op path cost about a third of a
-    10k-row loop of item reads.  Untracked by the garbage collector, as records are: it
+    """The record of an attribute read, item read or ``next`` as `_record` keeps it in an
+    `ops.Records` list: its fields, the time and duration unboxed, until something reads
+    the list and `build` makes the record (for any other list, replay's, at once).
+    Making the msgspec struct and boxing its floats and ints on the op path cost about a
+    third of a 10k-row loop of item reads.  Untracked by the garbage collector, as records are: it
     holds a record's own data (strings, literals, refs), never a cycle."""
 
     cdef object cls, actor, ref, ver, rule, policy, out, arg
@@ -553,22 +553,15 @@ cdef inline object _record(object cls, object m, object st, tuple h, object rule
     cdef double t0 = h[1]
     cdef long long pp0 = h[2]
     cdef double t = t0 + (p0 - pp0) * 1e-9
-    cdef Deferred d
+    cdef Deferred d = Deferred.__new__(Deferred)
+    d.cls, d.seq, d.t, d.actor, d.ref, d.ver = cls, seq, t, h[3], _field(st, _ref), ver
+    d.rule, d.policy, d.out, d.dur, d.arg = rule, h[4], out, pp_perf_ns() - p0, arg
     if type(recs) is _Records:  # the record kept unbuilt until read (see `Deferred`)
-        d = Deferred.__new__(Deferred)
-        d.cls, d.seq, d.t, d.actor, d.ref, d.ver = cls, seq, t, h[3], _field(st, _ref), ver
-        d.rule, d.policy, d.out, d.dur, d.arg = rule, h[4], out, pp_perf_ns() - p0, arg
         if _field(recs, _r_from) is None:
             pp_set_slot(recs, _r_from, seq)
         PyList_Append(recs, d)
-        return val
-    if arg is _NO_ARG:
-        rec = cls(seq, t, h[3], _field(st, _ref), ver, "read", "allow", rule, h[4], out,
-                  pp_perf_ns() - p0)
     else:
-        rec = cls(seq, t, h[3], _field(st, _ref), ver, "read", "allow", rule, h[4], out,
-                  pp_perf_ns() - p0, None, None, "", arg)
-    recs.append(rec)
+        recs.append(d.build())
     return val
 
 

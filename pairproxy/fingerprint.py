@@ -127,11 +127,8 @@ def apply_pending(records: list[O.Op], pending: list[tuple[int, Any]]) -> None:
     pending[:] = keep
     memo: Memo = {}
     replace = msgspec.structs.replace
-    # the minting records alone, built where the fast path left them unbuilt (`ops.Records`)
-    get, put = (records.record, records.put) if isinstance(records, O.Records) else (
-        records.__getitem__, records.__setitem__)
     for seq, values in by_seq.items():
-        rec = get(seq)
+        rec = records[seq]  # (of an `ops.Records` list, this entry alone is built)
         if rec.seq != seq or not (isinstance(rec, O.Root) or isinstance(rec.out, (O.Ref, O.Seq))):
             continue  # not the record that minted the value (should not happen)
         if len(values) == 1:
@@ -140,7 +137,7 @@ def apply_pending(records: list[O.Op], pending: list[tuple[int, Any]]) -> None:
                 continue  # type only: the record's Ref already names the type
         else:
             fp = _combine([_fingerprint(v, memo) for v in values])
-        put(seq, replace(rec, fp=fp))
+        records[seq] = replace(rec, fp=fp)
 
 
 # --- dispatch ----------------------------------------------------------------------------

@@ -301,7 +301,8 @@ class Records(list):  # type: ignore[type-arg]
     the compiled fast path may keep unbuilt — the record of an attribute read, item read
     or ``next``, as `pairproxy._speedups.Deferred` — until the list is read.  Reading or
     changing it any way but `append` and ``len`` builds them first (`materialize`), so
-    readers only ever see records.  Copies and pickles are plain lists of records.
+    readers only ever see records; reading or replacing one entry by its index builds
+    that entry alone.  Copies and pickles are plain lists of records.
     Iterating goes over the records there are when it starts.
 
     Examples:
@@ -325,18 +326,20 @@ class Records(list):  # type: ignore[type-arg]
 
             _speedups.materialize(self)
 
-    def record(self, i: int) -> Op:
-        """``self[i]``, building that entry alone if it is unbuilt."""
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            self.materialize()
+            return list.__getitem__(self, i)
         rec = list.__getitem__(self, i)
-        if not isinstance(rec, Op):
+        if not isinstance(rec, Op):  # unbuilt: this entry alone is built
             rec = rec.build()
             list.__setitem__(self, i, rec)
-        return rec  # type: ignore[no-any-return]
+        return rec
 
-    def put(self, i: int, rec: Op) -> None:
-        """``self[i] = rec`` for an entry that is built (see `record`), leaving the rest
-        as they are."""
-        list.__setitem__(self, i, rec)
+    def __setitem__(self, i: Any, value: Any) -> None:
+        if isinstance(i, slice):  # may move entries: built first
+            self.materialize()
+        list.__setitem__(self, i, value)
 
     def clear(self) -> None:
         list.clear(self)
@@ -369,7 +372,7 @@ def _built_first(name: str) -> Any:
     return built_first
 
 
-for _name in ("__getitem__", "__setitem__", "__delitem__", "__contains__", "__eq__", "__ne__",
+for _name in ("__delitem__", "__contains__", "__eq__", "__ne__",
               "__lt__", "__le__", "__gt__", "__ge__", "__add__", "__mul__", "__rmul__", "__iadd__",
               "__imul__", "__repr__", "copy", "count", "index", "pop", "remove", "insert", "extend",
               "sort", "reverse"):
