@@ -486,31 +486,55 @@ cdef object _binop_elsewhere(object m, object st, object name, object other):
     return _pure_binop(m, st, name, other)
 
 
-cdef object _NO_ARG = object()  # `_record`: the op kind has no field of its own
+cdef object _NO_ARG = object()  # a record kind without a field of its own (`next`)
 
 
 @cython.no_gc
 @cython.final
 cdef class Deferred:
-    """The record of an attribute read, item read or ``next`` as `_record` keeps it in an
-    `ops.Records` list: its fields, the time and duration unboxed, until something reads
-    the list and `build` makes the record (for any other list, replay's, at once).
-    Making the msgspec struct and boxing its floats and ints on the op path cost about a
-    third of a 10k-row loop of item reads.  Untracked by the garbage collector, as records are: it
-    holds a record's own data (strings, literals, refs), never a cycle."""
+    """The record of an op the compiled path admitted (an attribute read, item read,
+    ``next``, call or operator) as it keeps it in an `ops.Records` list: its fields, the
+    time and duration unboxed, until something reads the list and `build` makes the
+    record (for any other list, replay's, at once).  Making the msgspec struct and boxing
+    its floats and ints on the op path cost about a third of a 10k-row loop of item
+    reads.  Untracked by the garbage collector, as records are: it holds a record's own
+    data (strings, literals, refs, a call's empty keyword dict), never a cycle."""
 
-    cdef object cls, actor, ref, ver, rule, policy, out, arg
+    cdef object cls, actor, ref, ver, effect, rule, policy, out, arg
+    cdef bint many  # `arg` is a tuple of the kind's fields, not its one field
     cdef Py_ssize_t seq
     cdef double t
     cdef long long dur
 
     def build(self):
-        """The record itself: what `_record` would have appended."""
+        """The record itself: what the op would have appended."""
+        # positionally (`ops.Op`): the base fields, error, fp, prev, then the kind's own
+        if self.many:
+            return self.cls(self.seq, self.t, self.actor, self.ref, self.ver, self.effect, "allow",
+                            self.rule, self.policy, self.out, self.dur, None, None, "", *self.arg)
         if self.arg is _NO_ARG:
-            return self.cls(self.seq, self.t, self.actor, self.ref, self.ver, "read", "allow",
+            return self.cls(self.seq, self.t, self.actor, self.ref, self.ver, self.effect, "allow",
                             self.rule, self.policy, self.out, self.dur)
-        return self.cls(self.seq, self.t, self.actor, self.ref, self.ver, "read", "allow",
+        return self.cls(self.seq, self.t, self.actor, self.ref, self.ver, self.effect, "allow",
                         self.rule, self.policy, self.out, self.dur, None, None, "", self.arg)
+
+
+cdef inline int _append_record(object recs, object cls, Py_ssize_t seq, double t, tuple h,
+                               object st, object ver, object effect, object rule, object out,
+                               long long dur, object arg, bint many) except -1:
+    """Append the record of an op on `st` to `recs` (`h`: the membrane's `_hot`; `arg`:
+    the kind's one field, `_NO_ARG`, or with `many` a tuple of its fields): kept unbuilt
+    in an `ops.Records` list (see `Deferred`), built at once for any other."""
+    cdef Deferred d = Deferred.__new__(Deferred)
+    d.cls, d.seq, d.t, d.actor, d.ref, d.ver = cls, seq, t, h[3], _field(st, _ref), ver
+    d.effect, d.rule, d.policy, d.out, d.dur, d.arg, d.many = effect, rule, h[4], out, dur, arg, many
+    if type(recs) is _Records:
+        if _field(recs, _r_from) is None:
+            pp_set_slot(recs, _r_from, seq)
+        PyList_Append(recs, d)
+    else:
+        recs.append(d.build())  # a list subclass's own append must run (replay's does)
+    return 0
 
 
 def materialize(object recs):
@@ -541,7 +565,8 @@ cdef inline object _record(object cls, object m, object st, tuple h, object rule
                            object ver, object res, object via, object arg):
     """Encode `res` (a literal as itself, anything else through `Membrane.out`), append
     the op's record (`arg`: the kind's own field, or `_NO_ARG`) and return the value for
-    the agent.  `Membrane.attr` and `Membrane._run` in one."""
+    the agent.
+    `Membrane.attr` and `Membrane._run` in one."""
     recs = h[0]  # not typed `list`: a list subclass's own append must run (replay's does)
     cdef Py_ssize_t seq = len(recs)
     if _is_literal(res, type(res)):
@@ -552,16 +577,8 @@ cdef inline object _record(object cls, object m, object st, tuple h, object rule
         seq = len(recs)
     cdef double t0 = h[1]
     cdef long long pp0 = h[2]
-    cdef double t = t0 + (p0 - pp0) * 1e-9
-    cdef Deferred d = Deferred.__new__(Deferred)
-    d.cls, d.seq, d.t, d.actor, d.ref, d.ver = cls, seq, t, h[3], _field(st, _ref), ver
-    d.rule, d.policy, d.out, d.dur, d.arg = rule, h[4], out, pp_perf_ns() - p0, arg
-    if type(recs) is _Records:  # the record kept unbuilt until read (see `Deferred`)
-        if _field(recs, _r_from) is None:
-            pp_set_slot(recs, _r_from, seq)
-        PyList_Append(recs, d)
-    else:
-        recs.append(d.build())
+    _append_record(recs, cls, seq, t0 + (p0 - pp0) * 1e-9, h, st, ver, _READ, rule, out,
+                   pp_perf_ns() - p0, arg, False)
     return val
 
 
@@ -797,17 +814,15 @@ cdef object _run_fast(object cls, object m, object tgt, tuple h, object rule, ob
         m._failed(cls, tgt, p0, e, dict(zip(names, own)), effect)
         raise
     recs = h[0]  # not typed `list`: a list subclass's own append must run (replay's does)
-    cdef Py_ssize_t n = len(recs)
-    seq = n  # as in `_record`
+    cdef Py_ssize_t n = len(recs), seq = n  # as in `_record`
     if _is_literal(res, type(res)):
         out = val = res
     else:
         out, val = _c_out(m, res, tgt, "", rights, cap or _field(tgt, _cap), seq, code_call)
         if len(recs) != n:
             seq = len(recs)
-    # positionally (`ops.Op`): the base fields, error, fp, prev, then `own` (`names`)
-    recs.append(cls(seq, t0 + (p0 - pp0) * 1e-9, h[3], _field(tgt, _ref), ver, effect,
-                    "allow", rule, h[4], out, pp_perf_ns() - p0, None, None, "", *own))
+    _append_record(recs, cls, seq, t0 + (p0 - pp0) * 1e-9, h, tgt, ver, effect, rule, out,
+                   pp_perf_ns() - p0, own, True)
     return val
 
 

@@ -298,8 +298,9 @@ def kind(rec: Op) -> str:
 
 class Records(list):  # type: ignore[type-arg]
     """A session's op records, in order (seq = position): a list whose newest entries
-    the compiled fast path may keep unbuilt — the record of an attribute read, item read
-    or ``next``, as `pairproxy._speedups.Deferred` — until the list is read.  Reading or
+    the compiled fast path may keep unbuilt — the record of an op it admitted (an
+    attribute or item read, ``next``, a call, an operator), as
+    `pairproxy._speedups.Deferred` — until the list is read.  Reading or
     changing it any way but `append` and ``len`` builds them first (`materialize`), so
     readers only ever see records; reading or replacing one entry by its index builds
     that entry alone.  Copies and pickles are plain lists of records.

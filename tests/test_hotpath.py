@@ -476,9 +476,49 @@ def _raw(records: list[Any]) -> list[Any]:
     return [list.__getitem__(records, i) for i in range(len(records))]
 
 
+class Vec:
+    """A notebook value with operators and methods (not a literal: it crosses as a proxy)."""
+
+    def __init__(self, *xs: float) -> None:
+        self.xs = xs
+
+    def __mul__(self, k: float) -> Vec:
+        return Vec(*(x * k for x in self.xs))
+
+    def __sub__(self, other: Vec) -> Vec:
+        return Vec(*(x - y for x, y in zip(self.xs, other.xs, strict=True)))
+
+    def __gt__(self, other: Vec) -> bool:
+        return sum(self.xs) > sum(other.xs)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vec) and self.xs == other.xs
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def scaled(self, k: float) -> Vec:
+        return self * k
+
+    def total(self) -> float:
+        return sum(self.xs)
+
+
+#: Calls and operators on proxied values: method calls, a call of a function reached as an
+#: attribute, operators with a literal and with another proxy.
+_OPS = "a = v * 2\nb = v.scaled(3)\nc = a > v\nd = (b - a).total()\ne = ops.mul(a, 4)\n"
+
+
+def _ops_session() -> tuple[pp.Session, dict[str, Any]]:
+    s = pp.Session()
+    ns: dict[str, Any] = {"v": Vec(1.0, 2.0), "ops": types.SimpleNamespace(mul=operator.mul)}
+    s.exec(_OPS, ns)
+    return s, ns
+
+
 class TestDeferredRecords:
-    """The compiled path keeps attribute, item and ``next`` records unbuilt in the
-    session's `ops.Records` list until it is read; every way of reading gives records."""
+    """The compiled path keeps the records of the ops it admits (attribute, item and
+    ``next`` reads, calls, operators) unbuilt in the session's `ops.Records` list until it
+    is read; every way of reading gives records."""
 
     def test_the_fast_path_leaves_records_unbuilt_and_untracked(self, compiled_path: None) -> None:
         s, _ = _loop_session()
@@ -505,6 +545,29 @@ class TestDeferredRecords:
         finally:
             hotpath.use_compiled(before == "compiled")
         assert [O.kind(r) for r in got[True]].count("getitem") == 100
+        assert got[True] == got[False]
+
+    def test_calls_and_operators_are_kept_unbuilt_and_build_as_the_pure_path(self) -> None:
+        if not hotpath.compiled_available():
+            pytest.skip("compiled path not built")
+        before = hotpath.active()
+        got, unbuilt = {}, {}
+        try:
+            for compiled in (True, False):
+                hotpath.use_compiled(compiled)
+                s, ns = _ops_session()
+                raw = _raw(s._m._records)
+                unbuilt[compiled] = [O.kind(x.build()) for x in raw if not isinstance(x, O.Op)]
+                got[compiled] = [msgspec.structs.replace(r, t=0.0, dur=0) for r in s.records]
+                assert pp.unwrap(ns["e"]) == Vec(8.0, 16.0) and ns["c"] is True and ns["d"] == 3.0
+        finally:
+            hotpath.use_compiled(before == "compiled")
+        kinds = [O.kind(r) for r in got[True]]
+        assert kinds.count("call") == 3 and kinds.count("binop") == 3
+        # every op the compiled path ran but those whose results are kept (``a``, ``b``,
+        # ``e``: built to hold their fingerprints)
+        assert sorted(unbuilt[True]) == ["attr"] * 3 + ["binop"] * 2 + ["call"]
+        assert unbuilt[False] == []
         assert got[True] == got[False]
 
     def test_every_read_sees_records(self, compiled_path: None) -> None:

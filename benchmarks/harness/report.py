@@ -148,8 +148,8 @@ NOTES = """\
 - **pairproxy, policy=None / read_only.toml**: `Session(policy=...).exec(code, namespace)` as
   shipped: the guard's AST pass and guarded builtins, every value a proxy, every op judged and
   recorded (msgspec records, kept in memory: `log=None`), result fingerprints on (the default).
-  The records of attribute reads, item reads and `next` the compiled path makes are built when
-  the record list is read (`ops.Records`; with a log, when it is written at the end of each
+  The records of the ops the compiled path admits (attribute and item reads, `next`, calls,
+  operators) are built when the record list is read (`ops.Records`; with a log, when it is written at the end of each
   execution, which the table does not include).
   `read_only.toml` is `policies/read_only.toml`.  One session per column, as in a kernel; its
   records are cleared and the last run's results released between runs, outside the timing.
