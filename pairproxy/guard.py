@@ -312,13 +312,38 @@ def _needs_pass(code: str) -> bool:
     """Does ASCII `code` hold text the AST pass may act on (see above)?  Substring tests
     and one scan for identifiers: a regex alternation of every word costs a few times
     more, tried at every position."""
-    if any(text in code for text in _NEEDS_PASS_SUBSTRINGS):
+    found = _find_text(code, _NEEDS_PASS_SUBSTRINGS, _WORD_MARKS)
+    if found == 1:
         return True
     if "from" in code and _RELATIVE_IMPORT.search(code) is not None:
         return True
-    if not any(mark in code for mark in _WORD_MARKS):  # most code: no identifier scan
+    if not found:  # most code: no identifier scan
         return False
     return not _NEEDS_PASS_WORDS.isdisjoint(_IDENTIFIER.findall(code))
+
+
+def _find_text_pure(code: str, texts: tuple[str, ...], marks: tuple[str, ...]) -> int:
+    """1 when `code` holds one of `texts`, else 2 when it holds one of `marks`, else 0.
+    ``pairproxy._speedups.find_text`` does the same in C (see `pairproxy.hotpath`)."""
+    if any(text in code for text in texts):
+        return 1
+    if any(mark in code for mark in marks):
+        return 2
+    return 0
+
+
+def _code_line_pure(co: types.CodeType, offset: int) -> int | None:
+    """The line of the instruction at byte `offset` of `co` (None where it has none).
+    ``pairproxy._speedups.code_line`` does the same in C (see `pairproxy.hotpath`)."""
+    for start, end, line in reversed(list(co.co_lines())):
+        if start <= offset < end:
+            return line
+    return None
+
+
+#: Set by `pairproxy.hotpath`: the compiled versions where they are in use.
+_find_text = _find_text_pure
+_code_line = _code_line_pure
 
 
 _CACHE_OP = dis.opmap["CACHE"]
@@ -383,15 +408,7 @@ def _ends_in_store(co: types.CodeType) -> bool:
         return False
     if "__doc__" in co.co_names:  # a lone string statement compiles to a ``__doc__`` store
         return False
-    ranges = list(co.co_lines())  # (start, end, line); both offsets are near the end
-    return _line_at(ranges, store[0][1]) == _line_at(ranges, at)
-
-
-def _line_at(ranges: list[tuple[int, int, int | None]], offset: int) -> int | None:
-    for start, end, line in reversed(ranges):
-        if start <= offset < end:
-            return line
-    return None
+    return _code_line(co, store[0][1]) == _code_line(co, at)
 
 
 _GUARDED_CODE: weakref.WeakSet[types.CodeType] = weakref.WeakSet()

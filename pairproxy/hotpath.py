@@ -3,7 +3,8 @@
 Installing pairproxy with a C compiler at hand builds `pairproxy._speedups` (see
 ``setup.py``): attribute reads, item reads, ``next``, calls and operators (hook,
 judgement, record; each in its common case), the wrapping of results (`Membrane.out`'s
-common cases) and the making of proxies, compiled.  It is used when present;
+common cases) and the making of proxies, compiled; so is the guard's scan of each
+execution's text (`guard._find_text`, `guard._code_line`).  It is used when present;
 ``PAIRPROXY_PURE_PYTHON=1`` in the environment (read at import) keeps the pure-Python
 paths.  Both behave identically — same results, same
 errors, same records — and the tests run random programs through both and the core
@@ -20,6 +21,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from . import guard as G
 from . import membrane as M
 from . import ops as O
 from . import proxy as P
@@ -82,6 +84,8 @@ def use_compiled(enabled: bool) -> None:
         optional = {"__next__": PURE[2], "__call__": PURE[3]}
         make, out, binop = PURE_NEW_PROXY, PURE_OUT, PURE_BINOP
     P.new_proxy = M.new_proxy = make
+    G._find_text = _compiled.find_text if enabled else G._find_text_pure
+    G._code_line = _compiled.code_line if enabled else G._code_line_pure
     M.Membrane.out = out  # type: ignore[method-assign]
     M.Membrane.binop = binop  # type: ignore[method-assign]
     # Assigning these puts every proxy class back on Python's slot wrappers; compiled,

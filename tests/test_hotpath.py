@@ -425,6 +425,50 @@ def test_the_core_suite_passes_on_the_pure_python_path() -> None:
     assert " passed" in tail and "failed" not in tail, tail
 
 
+_SCAN_PIECES = st.sampled_from([
+    "except", "class", "__", "_self_", "f_", "gi_", "cr_", "co_", "func_", "cell_", "_getframe", "format",
+    "exc", "xcept", "clas", "_", "f", "getframe", "_sel", "a", "xx", " ", "\n", ".",
+])
+
+
+@needs_compiled
+@settings(max_examples=500, deadline=None)
+@given(pieces=st.lists(_SCAN_PIECES, max_size=8), texts=st.lists(_SCAN_PIECES, max_size=4),
+       marks=st.lists(_SCAN_PIECES, max_size=4))
+@example(pieces=["f_"], texts=[], marks=["f_"])
+@example(pieces=["x", "_getframe"], texts=["_getframe"], marks=[])
+def test_the_compiled_text_scan_agrees_with_python(pieces: list[str], texts: list[str], marks: list[str]) -> None:
+    """`guard._find_text` (which needles a text holds) in C and in Python: needles at the
+    start, the end, overlapping, longer than the text, empty."""
+    from pairproxy import _speedups, guard
+
+    code = "".join(pieces)
+    for args in ((code, tuple(texts), tuple(marks)), (code, guard._NEEDS_PASS_SUBSTRINGS, guard._WORD_MARKS)):
+        assert _speedups.find_text(*args) == guard._find_text_pure(*args), args
+
+
+@needs_compiled
+def test_the_compiled_line_lookup_agrees_with_python() -> None:
+    """`guard._code_line` in C and in Python, at every instruction of the corpus's code and
+    the benchmark pipelines (lines with none included: ``None``)."""
+    from corpus_harness import snippets, split
+
+    from pairproxy import _speedups, guard
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from harness.workloads import POLARS_LOOP, POLARS_PIPELINE
+
+    codes = [split(p)[1] for p in snippets()] + [POLARS_LOOP, POLARS_PIPELINE, "try:\n    pass\nfinally:\n    x = 1\n"]
+    seen: set[Any] = set()
+    for text in codes:
+        co = compile(text, "<t>", "exec")
+        for off in range(0, len(co.co_code), 2):
+            line = _speedups.code_line(co, off)
+            assert line == guard._code_line_pure(co, off), (text, off)
+            seen.add(line)
+    assert None in seen and len(seen) > 20
+
+
 class _ModuleHolder:
     mod = math
 
