@@ -139,17 +139,35 @@ cdef class _Column:
     cdef object data  # strings: the bytes' hash
 
 
+def column_digests(columns, ranges, hasher):
+    """`column_digest` of each of `columns`, in one call: None for a column it gives None
+    for or raises on (the Python code decides those)."""
+    out = []
+    for c in columns:
+        try:
+            d = _column_digest(c, ranges, hasher)
+        except Exception:  # e.g. a string view naming a buffer that is not there
+            d = None
+        out.append(d)
+    return out
+
+
 def column_digest(obj, ranges, hasher):
     """The digest `pairproxy.fingerprint` makes of the values of `obj`, one column that
-    exports an Arrow C stream (a polars Series, a pyarrow ChunkedArray), or None where
-    the Python code decides: no stream, a type not covered here, or a null.
+    exports an Arrow C stream (a polars Series or polars' own column object, a pyarrow
+    ChunkedArray), or None where the Python code decides: no stream, a type not covered
+    here, or a null.
     `ranges`: the ``(start, stop)`` row blocks to hash, ascending, or None for every row.
     `hasher`: the hash constructor (``xxhash.xxh3_128``).
 
     (Not a polars DataFrame: its export first rechunks the frame, in place.)
     """
+    return _column_digest(obj, ranges, hasher)
+
+
+cdef object _column_digest(obj, ranges, hasher):
     try:
-        capsule = obj.__arrow_c_stream__()
+        capsule = obj.__arrow_c_stream__(None)  # (polars' own column objects need the argument)
     except Exception:  # a type the export does not support, or no export at all
         return None
     if not PyCapsule_IsValid(capsule, "arrow_array_stream"):

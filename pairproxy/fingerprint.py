@@ -497,45 +497,84 @@ def _fp_polars(value: Any, cls: str, memo: Memo) -> O.Fingerprint:
     sample = _sample_rows(shape[0])
     h = _hasher(repr(shape).encode())
     if isinstance(value, pl.DataFrame):
-        columns = value.get_columns()
+        columns = _polars_columns(value)
         types = value.dtypes
-        dtypes = ",".join([f"{name}:{dtype}" for name, dtype in zip(value.columns, types, strict=True)])
+        dtypes = ",".join([f"{name}:{_polars_dtype_text(dtype)}" for name, dtype in zip(value.columns, types, strict=True)])
         h.update(dtypes.encode())
     else:
         columns, types = [value], [value.dtype]
-        dtypes = str(types[0])
+        dtypes = _polars_dtype_text(types[0])
         h.update(_canon(value.name) + dtypes.encode())
-    for s, dtype in zip(columns, types, strict=True):
-        h.update(_polars_digest(s, dtype, sample, memo))
+    # numbers and strings in C, all columns in one call; the rest (and nulls) in Python
+    digests = _compiled_digests(columns, sample) or [None] * len(columns)
+    for s, dtype, digest in zip(columns, types, digests, strict=True):
+        h.update(digest if digest is not None else _polars_digest(s, dtype, sample, memo))
     return O.Fingerprint(cls, shape=shape, dtypes=_short(dtypes), hash=h.hexdigest()[:16],
                          sampled=0 if sample is None else sample.size)
 
 
+def _polars_columns(df: Any) -> list[Any]:
+    """A frame's columns as polars' own column objects where this polars has them (its
+    ``get_columns`` wraps each in a Series, which for a small column costs more than
+    hashing it), else as Series.  `_polars_series` makes a Series of either."""
+    try:
+        return df._df.get_columns()  # type: ignore[no-any-return]
+    except Exception:  # another polars: the public way
+        return df.get_columns()  # type: ignore[no-any-return]
+
+
+def _polars_series(column: Any) -> Any:
+    """A polars Series of `column` (one of `_polars_columns`'s)."""
+    pl = sys.modules["polars"]
+    return column if isinstance(column, pl.Series) else pl.Series._from_pyseries(column)
+
+
+_POLARS_DTYPE_TEXTS: dict[type, str] = {}
+
+
+def _polars_dtype_text(dtype: Any) -> str:
+    """``str(dtype)`` of a polars dtype, remembered per class for dtypes without
+    parameters (an empty instance dict: ``Int64``, ``String``, not ``Datetime("us")``),
+    where the class says it all; str() is Python code in polars."""
+    if getattr(dtype, "__dict__", None) != {}:
+        return str(dtype)
+    text = _POLARS_DTYPE_TEXTS.get(type(dtype))
+    if text is None:
+        text = remember(_POLARS_DTYPE_TEXTS, type(dtype), str(dtype))
+    return text
+
+
 def _polars_digest(s: Any, dtype: Any, sample: Sample | None, memo: Memo) -> bytes:
-    """A polars Series' values: numeric and temporal ones as their buffer, strings as
-    arrow lengths and bytes, anything else (or with nulls) through polars' own
-    ``hash(seed=0)`` (stable for one polars version: replay under another may diverge)."""
+    """A polars column's values (a Series, or one of `_polars_columns`'s), in Python:
+    numeric and temporal ones as their buffer, strings as arrow lengths and bytes,
+    anything else (or with nulls) through polars' own ``hash(seed=0)`` (stable for one
+    polars version: replay under another may diverge).  `_compiled_digests` gives the
+    same digests of numbers and strings without nulls."""
     kind = _polars_kind(type(dtype))
-    if kind != "other":
-        digest = _compiled_digest(s, sample)  # None with nulls: they are hashed below
-        if digest is not None:
-            return digest
-        if not s.null_count():
-            if kind == "buffer":
-                a = s.to_numpy()  # no copy
-                if a.dtype.kind in "biufcmM":
-                    return _ndarray_digest(a, sample, memo)
-            elif sample is None and len(s) <= _FEW_STRINGS:
-                return _strings_digest(s.to_list())
-            elif _pyarrow() is not None:
-                if sample is not None:  # the sampled blocks only: converting a whole column copies it
-                    s = sys.modules["polars"].concat([s.slice(a, b - a) for a, b in sample.ranges])
-                digest = _arrow_digest(s.to_arrow(), None)
-                if digest is not None:
-                    return digest
+    s = _polars_series(s)
+    if kind != "other" and not s.null_count():
+        if kind == "buffer":
+            a = s.to_numpy()  # no copy
+            if a.dtype.kind in "biufcmM":
+                return _ndarray_digest(a, sample, memo)
+        elif sample is None and len(s) <= _FEW_STRINGS:
+            return _strings_digest(s.to_list())
+        elif _pyarrow() is not None:
+            if sample is not None:  # the sampled blocks only: converting a whole column copies it
+                s = sys.modules["polars"].concat([s.slice(a, b - a) for a, b in sample.ranges])
+            digest = _arrow_digest(s.to_arrow(), None)
+            if digest is not None:
+                return digest
     if sample is not None:
         s = s.gather(sample.index)
     return _digest(s.hash(seed=0).to_numpy())
+
+
+def _compiled_digests(columns: Sequence[Any], sample: Sample | None) -> list[bytes | None] | None:
+    """`_compiled_digest` of each of `columns`, in one call (None when not built or off)."""
+    if _arrowhash is None or not COMPILED_DIGESTS:
+        return None
+    return _arrowhash.column_digests(columns, None if sample is None else sample.ranges, _hasher)
 
 
 def _compiled_digest(column: Any, sample: Sample | None) -> bytes | None:

@@ -287,6 +287,20 @@ def _polars_column(draw: st.DrawFn, n: int) -> pl.Series:
     return pl.concat(pieces, rechunk=False) if len(pieces) > 1 else s
 
 
+def test_polars_dtype_texts_are_their_str_with_parameters_or_without() -> None:
+    """The dtypes text of a polars fingerprint is ``name:str(dtype)``, whichever dtypes
+    come first: texts are remembered per class only for dtypes without parameters."""
+    frame = pl.DataFrame({"a": [1], "b": ["x"]}).with_columns(
+        pl.col("a").cast(pl.Datetime("ms")).alias("ms"), pl.col("a").cast(pl.Datetime("us", "UTC")).alias("us"),
+        pl.col("a").cast(pl.Decimal(10, 2)).alias("dec"), pl.col("b").cast(pl.Categorical).alias("cat"),
+        pl.concat_list(pl.col("a")).alias("xs"), pl.col("a").cast(pl.Int8).alias("i8"),
+    )
+    for _ in range(2):  # texts remembered by the first
+        for f in (frame, frame.select(reversed(frame.columns))):
+            assert fingerprint(f).dtypes == ",".join(f"{name}:{dtype}" for name, dtype in f.schema.items())
+    assert F._POLARS_DTYPE_TEXTS[pl.Int8] == "Int8" and pl.Datetime not in F._POLARS_DTYPE_TEXTS
+
+
 @pytest.mark.skipif(F._arrowhash is None, reason="pairproxy._arrowhash is not built")
 class TestCompiledDigests:
     """`pairproxy._arrowhash` must make exactly the digests of the Python code it stands
@@ -305,6 +319,9 @@ class TestCompiledDigests:
             sample = F._sample_rows(n)
             compiled = [F._compiled_digest(s, sample) for s in frame.get_columns()]
             got = (fingerprint(frame), [fingerprint(s) for s in frame.get_columns()])
+            # polars' own column objects and its Series hash alike
+            mp.setattr(F, "_polars_columns", lambda df: df.get_columns())
+            assert fingerprint(frame) == got[0]
             mp.setattr(F, "COMPILED_DIGESTS", False)
             want = (fingerprint(frame), [fingerprint(s) for s in frame.get_columns()])
             python = [F._polars_digest(s, s.dtype, sample, {}) for s in frame.get_columns()]
