@@ -601,8 +601,7 @@ cdef inline object _record(object cls, object m, object st, tuple h, object rule
                            object ver, object res, object via, object arg):
     """Encode `res` (a literal as itself, anything else through `Membrane.out`), append
     the op's record (`arg`: the kind's own field, or `_NO_ARG`) and return the value for
-    the agent.
-    `Membrane.attr` and `Membrane._run` in one."""
+    the agent.  `Membrane.attr` and `Membrane._run` in one."""
     recs = h[0]  # not typed `list`: a list subclass's own append must run (replay's does)
     cdef Py_ssize_t seq = len(recs)
     if _is_literal(res, type(res)):

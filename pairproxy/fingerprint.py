@@ -514,13 +514,14 @@ def _fp_polars(value: Any, cls: str, memo: Memo) -> O.Fingerprint:
 
 
 def _polars_columns(df: Any) -> list[Any]:
-    """A frame's columns as polars' own column objects where this polars has them (its
-    ``get_columns`` wraps each in a Series, which for a small column costs more than
-    hashing it), else as Series.  `_polars_series` makes a Series of either."""
-    try:
-        return df._df.get_columns()  # type: ignore[no-any-return]
-    except Exception:  # another polars: the public way
+    """A frame's columns as polars' own column objects where this polars has them and
+    can make a Series of one (its ``get_columns`` wraps each in a Series, which for a
+    small column costs more than hashing it), else as Series.  `_polars_series` makes a
+    Series of either."""
+    own = getattr(getattr(df, "_df", None), "get_columns", None)
+    if own is None or not hasattr(sys.modules["polars"].Series, "_from_pyseries"):
         return df.get_columns()  # type: ignore[no-any-return]
+    return own()  # type: ignore[no-any-return]
 
 
 def _polars_series(column: Any) -> Any:
