@@ -522,9 +522,6 @@ cdef object _binop_elsewhere(object m, object st, object name, object other):
     return _pure_binop(m, st, name, other)
 
 
-cdef object _NO_ARG = object()  # a record kind without a field of its own (`next`)
-
-
 @cython.no_gc
 @cython.final
 cdef class Deferred:
@@ -537,7 +534,7 @@ cdef class Deferred:
     data (strings, literals, refs, a call's empty keyword dict), never a cycle."""
 
     cdef object cls, actor, ref, ver, effect, rule, policy, out, arg
-    cdef bint many  # `arg` is a tuple of the kind's fields, not its one field
+    cdef bint many  # `arg` is a tuple of the kind's fields (empty for `next`), not its one field
     cdef Py_ssize_t seq
     cdef double t
     cdef long long dur
@@ -548,9 +545,6 @@ cdef class Deferred:
         if self.many:
             return self.cls(self.seq, self.t, self.actor, self.ref, self.ver, self.effect, "allow",
                             self.rule, self.policy, self.out, self.dur, None, None, "", *self.arg)
-        if self.arg is _NO_ARG:
-            return self.cls(self.seq, self.t, self.actor, self.ref, self.ver, self.effect, "allow",
-                            self.rule, self.policy, self.out, self.dur)
         return self.cls(self.seq, self.t, self.actor, self.ref, self.ver, self.effect, "allow",
                         self.rule, self.policy, self.out, self.dur, None, None, "", self.arg)
 
@@ -559,7 +553,7 @@ cdef inline int _append_record(object recs, object cls, Py_ssize_t seq, double t
                                object st, object ver, object effect, object rule, object out,
                                long long dur, object arg, bint many) except -1:
     """Append the record of an op on `st` to `recs` (`h`: the membrane's `_hot`; `arg`:
-    the kind's one field, `_NO_ARG`, or with `many` a tuple of its fields): kept unbuilt
+    the kind's one field, or with `many` a tuple of its fields): kept unbuilt
     in an `ops.Records` list (see `Deferred`), built at once for any other."""
     cdef Deferred d = Deferred.__new__(Deferred)
     d.cls, d.seq, d.t, d.actor, d.ref, d.ver = cls, seq, t, h[3], _field(st, _ref), ver
@@ -598,10 +592,10 @@ def materialize(object recs):
 
 
 cdef inline object _record(object cls, object m, object st, tuple h, object rule, long long p0,
-                           object ver, object res, object via, object arg):
+                           object ver, object res, object via, object arg, bint many):
     """Encode `res` (a literal as itself, anything else through `Membrane.out`), append
-    the op's record (`arg`: the kind's own field, or `_NO_ARG`) and return the value for
-    the agent.  `Membrane.attr` and `Membrane._run` in one."""
+    the op's record (`arg`, `many`: the kind's own fields, see `_append_record`) and
+    return the value for the agent.  `Membrane.attr` and `Membrane._run` in one."""
     recs = h[0]  # not typed `list`: a list subclass's own append must run (replay's does)
     cdef Py_ssize_t seq = len(recs)
     if _is_literal(res, type(res)):
@@ -613,7 +607,7 @@ cdef inline object _record(object cls, object m, object st, tuple h, object rule
     cdef double t0 = h[1]
     cdef long long pp0 = h[2]
     _append_record(recs, cls, seq, t0 + (p0 - pp0) * 1e-9, h, st, ver, _READ, rule, out,
-                   pp_perf_ns() - p0, arg, False)
+                   pp_perf_ns() - p0, arg, many)
     return val
 
 
@@ -665,7 +659,7 @@ cdef object _getattro(object self, object name):
         m._failed(_Attr, st, p0, e, {"name": name})
         raise
     # `Membrane.attr` reads the version after the read (a property may have bumped it)
-    return _record(_Attr, m, st, h, rule, p0, _field(st, _ver), res, name, name)
+    return _record(_Attr, m, st, h, rule, p0, _field(st, _ver), res, name, name, False)
 
 
 # The policy's fast-table answers, remembered by the identities of what was asked: a
@@ -781,7 +775,7 @@ cdef object _getitem(object self, object key):
     except BaseException as e:
         m._failed(_GetItem, st, p0, e, {"key": key}, "read")
         raise
-    return _record(_GetItem, m, st, <tuple>hot, rule, p0, ver, res, "", key)
+    return _record(_GetItem, m, st, <tuple>hot, rule, p0, ver, res, "", key, False)
 
 
 def next_(self):
@@ -807,7 +801,7 @@ cdef object _next(object self):
     except BaseException as e:
         m._failed(_Next, st, p0, e, {}, "read")
         raise
-    return _record(_Next, m, st, <tuple>hot, rule, p0, ver, res, "", _NO_ARG)
+    return _record(_Next, m, st, <tuple>hot, rule, p0, ver, res, "", _NO_ARGS, True)
 
 
 cdef inline object _new_proxy(object st, object obj):
