@@ -5,6 +5,7 @@ runs once more with ``PAIRPROXY_PURE_PYTHON=1`` (the last test here)."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import operator
 import os
@@ -34,6 +35,18 @@ needs_compiled = pytest.mark.skipif(
 )
 
 
+@contextlib.contextmanager
+def on_path(compiled: bool) -> Iterator[None]:
+    """Run the block on the compiled (True) or pure-Python path; the path in use before
+    is restored after."""
+    before = hotpath.active()
+    hotpath.use_compiled(compiled)
+    try:
+        yield
+    finally:
+        hotpath.use_compiled(before == "compiled")
+
+
 def test_the_compiled_parts_are_built_and_in_use() -> None:
     # The project's setup builds them (a C compiler is part of the supported machine);
     # PAIRPROXY_NO_EXTENSIONS=1 at install time is the one way to go without.
@@ -49,14 +62,10 @@ def test_the_compiled_parts_are_built_and_in_use() -> None:
 def test_switching_applies_to_existing_proxies_and_is_reported() -> None:
     s = pp.Session()
     p = s.wrap(Thing(), name="t")
-    before = hotpath.active()
-    try:
-        for compiled in (True, False, True):
-            hotpath.use_compiled(compiled)
+    for compiled in (True, False, True):
+        with on_path(compiled):
             assert hotpath.active() == ("compiled" if compiled else "pure")
             assert p.n == 7
-    finally:
-        hotpath.use_compiled(before == "compiled")
     assert [O.kind(r) for r in s.records].count("attr") == 3
 
 
@@ -203,14 +212,13 @@ def _policy(kind: str, tmp: Path) -> Any:
     return pp.load_policy(path)
 
 
-def _run(compiled: bool, policy: Any, budget: int | None, steps: list[tuple[str, Any]]) -> tuple[list[Any], list[Any]]:
+def _run(policy: Any, budget: int | None, steps: list[tuple[str, Any]]) -> tuple[list[Any], list[Any]]:
     """Each step on the session's values: an attribute read (on the last value read, or
     the root when that was a literal), an item read or a ``next`` (on ``rows`` and its
     iterator), a call of a method or function of the root (or of its list), an operator
     on the root's list or dict; the
     outcomes (value or error), the records without timings and every state's version,
     rights and capability."""
-    hotpath.use_compiled(compiled)
     s = pp.Session(policy=policy)
     if budget is not None:
         s._m.max_ops = budget
@@ -298,13 +306,11 @@ _STEPS = st.one_of(
 def test_compiled_and_pure_paths_agree(
     steps: list[tuple[str, Any]], policy: str, budget: int | None, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    before = hotpath.active()
-    try:
-        tmp = tmp_path_factory.mktemp("pol")
-        compiled = _run(True, _policy(policy, tmp), budget, steps)
-        pure = _run(False, _policy(policy, tmp), budget, steps)
-    finally:
-        hotpath.use_compiled(before == "compiled")
+    tmp = tmp_path_factory.mktemp("pol")
+    with on_path(True):
+        compiled = _run(_policy(policy, tmp), budget, steps)
+    with on_path(False):
+        pure = _run(_policy(policy, tmp), budget, steps)
     assert compiled[0] == pure[0]
     assert compiled[1] == pure[1]
 
@@ -314,10 +320,8 @@ def test_both_paths_record_the_same_clock() -> None:
     # Both read time.perf_counter_ns: an op's start lies between the readings around it.
     import time
 
-    before = hotpath.active()
-    try:
-        for compiled in (True, False):
-            hotpath.use_compiled(compiled)
+    for compiled in (True, False):
+        with on_path(compiled):
             s = pp.Session()
             p = s.wrap(Thing(), name="t")
             m = s._m
@@ -326,8 +330,6 @@ def test_both_paths_record_the_same_clock() -> None:
             hi = m._t0 + (time.perf_counter_ns() - m._p0) * 1e-9
             rec = s.records[-1]
             assert lo <= rec.t <= hi and 0 <= rec.dur <= (hi - lo) * 1e9 + 1
-    finally:
-        hotpath.use_compiled(before == "compiled")
 
 
 @needs_compiled
@@ -356,12 +358,8 @@ def either_path(request: pytest.FixtureRequest) -> Iterator[bool]:
     Python one; the path in use before is restored after."""
     if request.param and not hotpath.compiled_available():
         pytest.skip("compiled path not built")
-    before = hotpath.active()
-    hotpath.use_compiled(request.param)
-    try:
+    with on_path(request.param):
         yield request.param
-    finally:
-        hotpath.use_compiled(before == "compiled")
 
 
 def test_a_failed_attribute_read_is_not_retried_on_the_real_object(either_path: bool) -> None:
@@ -497,12 +495,8 @@ def test_a_module_reached_by_an_op_is_imported_first_and_seqs_stay_in_order(eith
 def compiled_path() -> Iterator[None]:
     if not hotpath.compiled_available():
         pytest.skip("compiled path not built")
-    before = hotpath.active()
-    hotpath.use_compiled(True)
-    try:
+    with on_path(True):
         yield
-    finally:
-        hotpath.use_compiled(before == "compiled")
 
 
 _LOOP = "total = 0\nfor row in rows:\n    total += row['v'] + row['w']\nn = cfg.scale\n"
@@ -578,34 +572,26 @@ class TestDeferredRecords:
     def test_reading_builds_the_same_records_as_the_pure_path(self) -> None:
         if not hotpath.compiled_available():
             pytest.skip("compiled path not built")
-        before = hotpath.active()
         got = {}
-        try:
-            for compiled in (True, False):
-                hotpath.use_compiled(compiled)
+        for compiled in (True, False):
+            with on_path(compiled):
                 s, ns = _loop_session()
                 got[compiled] = [msgspec.structs.replace(r, t=0.0, dur=0) for r in s.records]
                 assert ns["total"] == sum(3 * i for i in range(50)) and ns["n"] == 3
-        finally:
-            hotpath.use_compiled(before == "compiled")
         assert [O.kind(r) for r in got[True]].count("getitem") == 100
         assert got[True] == got[False]
 
     def test_calls_and_operators_are_kept_unbuilt_and_build_as_the_pure_path(self) -> None:
         if not hotpath.compiled_available():
             pytest.skip("compiled path not built")
-        before = hotpath.active()
         got, unbuilt = {}, {}
-        try:
-            for compiled in (True, False):
-                hotpath.use_compiled(compiled)
+        for compiled in (True, False):
+            with on_path(compiled):
                 s, ns = _ops_session()
                 raw = _raw(s._m._records)
                 unbuilt[compiled] = [O.kind(x.build()) for x in raw if not isinstance(x, O.Op)]
                 got[compiled] = [msgspec.structs.replace(r, t=0.0, dur=0) for r in s.records]
                 assert pp.unwrap(ns["e"]) == Vec(8.0, 16.0) and ns["c"] is True and ns["d"] == 3.0
-        finally:
-            hotpath.use_compiled(before == "compiled")
         kinds = [O.kind(r) for r in got[True]]
         assert kinds.count("call") == 3 and kinds.count("binop") == 3
         # every op the compiled path ran but those whose results are kept (``a``, ``b``,
