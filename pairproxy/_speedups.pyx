@@ -843,13 +843,12 @@ cdef object _run_fast(object cls, object m, object tgt, tuple h, object rule, ob
         m._failed(cls, tgt, p0, e, dict(zip(names, own)), effect)
         raise
     recs = h[0]  # not typed `list`: a list subclass's own append must run (replay's does)
-    cdef Py_ssize_t n = len(recs), seq = n  # as in `_record`
+    cdef Py_ssize_t seq = len(recs)  # as in `_record`
     if _is_literal(res, type(res)):
         out = val = res
     else:
         out, val = _c_out(m, res, tgt, "", rights, cap or _field(tgt, _cap), seq, code_call)
-        if len(recs) != n:
-            seq = len(recs)
+        seq = len(recs)
     _append_record(recs, cls, seq, t0 + (p0 - pp0) * 1e-9, h, tgt, ver, effect, rule, out,
                    pp_perf_ns() - p0, own, True)
     return val
