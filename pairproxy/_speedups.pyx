@@ -11,9 +11,9 @@ and the membrane (`Membrane.attr`, `Membrane.getitem`, `Membrane.next_`, `Membra
 `Membrane.binop`, `Membrane._run`).  This module mirrors them for the one case worth
 compiling — an op the membrane allows without `admit` (no budget, the effect's bit, no
 policy or a policy fast-path hit; for items, a key that crosses as itself; for calls,
-positional arguments that cross as themselves or are plain proxies and a callee known
-without a search; for operators, such an operand and an operator that is not in place)
-— and hands every other case to them.  Both write the same record; the tests run random
+arguments, positional or keyword, that cross as themselves or are plain proxies and a
+callee known without a search; for operators, such an operand and an operator that is not
+in place) — and hands every other case to them.  Both write the same record; the tests run random
 programs through both and the suite's core under each.  `out` and `new_proxy` stand in
 for `Membrane.out` (its common cases: a literal, a tuple of literals, a value never seen
 before or reached again, a bound method of the parent) and `proxy.new_proxy` on every op
@@ -309,7 +309,12 @@ cdef inline object _state_of(object self):
     return <object>sp
 
 
-cdef inline bint _all_literal(tuple items) except -1:
+ctypedef fused _items:
+    tuple
+    list
+
+
+cdef inline bint _all_literal(_items items) except -1:
     for x in items:
         if not _is_literal(x, type(x)):
             return False
@@ -512,9 +517,9 @@ cdef object _attr_elsewhere(object m, object st, object name):
     return m.attr(st, name)
 
 
-cdef object _call_elsewhere(object m, object st, tuple args):
+cdef object _call_elsewhere(object m, object st, tuple args, dict kwargs):
     pp_cold()
-    return m.call(st, args, {})
+    return m.call(st, args, {} if kwargs is None else kwargs)
 
 
 cdef object _binop_elsewhere(object m, object st, object name, object other):
@@ -825,20 +830,21 @@ def new_proxy(st):
 
 
 cdef tuple _CALL_FIELDS = ("name", "args", "kwargs", "callee")
+cdef object _addaudithook = __import__("sys").addaudithook
 cdef tuple _BINOP_FIELDS = ("name", "other")
 
 
 cdef object _run_fast(object cls, object m, object tgt, tuple h, object rule, object effect,
                       tuple names, tuple own, object fn, tuple fargs, object rights, object cap,
-                      bint code_call):
+                      bint code_call, dict fkwargs=None):
     """`Membrane._run` from the call on, for an op admitted on its fast path: run
-    ``fn(*fargs)``, wrap the result (`Membrane.out`'s cases), record on `tgt`."""
+    ``fn(*fargs, **fkwargs)``, wrap the result (`Membrane.out`'s cases), record on `tgt`."""
     cdef long long p0 = pp_perf_ns()
     cdef double t0 = h[1]
     cdef long long pp0 = h[2]
     ver = _field(tgt, _ver)
     try:
-        res = fn(*fargs)
+        res = fn(*fargs) if fkwargs is None else fn(*fargs, **fkwargs)
     except BaseException as e:
         m._failed(cls, tgt, p0, e, dict(zip(names, own)), effect)
         raise
@@ -855,9 +861,10 @@ cdef object _run_fast(object cls, object m, object tgt, tuple h, object rule, ob
 
 
 cdef tuple _plain_args(tuple args):
-    """`Membrane.inbound_args` for positional arguments that are literals or plain
-    proxies: ``(real args, record args, rights, cap)``, or None for anything else
-    (containers, callables the agent passes, arrays, agent objects: the pure path)."""
+    """`Membrane.inbound_args` for arguments that are literals, lists or tuples of
+    literals (``groupby(["k", "j"])``, ``agg(total=("v", "sum"))``) or plain proxies:
+    ``(real args, record args, rights, cap)``, or None for anything else (other
+    containers, callables the agent passes, arrays, agent objects: the pure path)."""
     cdef list reals = None, encs = None
     rights, cap = _all_rights, ""
     for i, a in enumerate(args):
@@ -881,6 +888,11 @@ cdef tuple _plain_args(tuple args):
             if reals is not None:
                 reals.append(a)
                 encs.append(a)
+        elif (t is list and _all_literal(<list>a)) or (t is tuple and _all_literal(<tuple>a)):
+            if reals is None:
+                reals, encs = list(args[:i]), list(args[:i])
+            reals.append(a)  # crosses as itself, recorded as `Membrane._inbound_seq` does
+            encs.append(_Seq(t.__name__, list(a)))
         else:
             return None
     if reals is None:
@@ -889,8 +901,8 @@ cdef tuple _plain_args(tuple args):
 
 
 def call(self, *args, **kwargs):
-    """`Proxy.__call__`, compiled: `Membrane.call` without keyword arguments, for a
-    method or a function found as an attribute (see the module docstring)."""
+    """`Proxy.__call__`, compiled: `Membrane.call` for a method or a function found as an
+    attribute (see the module docstring)."""
     return _call(self, args, kwargs)
 
 
@@ -900,61 +912,72 @@ cdef object _tp_call(object self, object args, PyObject* kwargs):
 
 
 cdef object _call(object self, tuple args, dict kwargs):
-    # `kwargs`: None or empty when there are none (the calls below without them get a
-    # new empty dict, as ``**kwargs`` would give; the fast path makes none)
-    if kwargs:
-        return _pure_call(self, *args, **kwargs)
+    # `kwargs`: None or empty when there are none (the pure path then gets a new empty
+    # dict, as ``**kwargs`` would give; the fast path makes none)
+    if not kwargs:
+        kwargs = None
     st = _state_of(self)
     if st is None:
-        return _pure_call(self, *args)
+        return _pure_call(self, *args) if kwargs is None else _pure_call(self, *args, **kwargs)
     m = _field(st, _m)
     if not PyObject_TypeCheck(m, <PyTypeObject*>_Membrane):
-        return _call_elsewhere(m, st, args)
+        return _call_elsewhere(m, st, args, kwargs)
     hot = _field(m, _m_hot)  # its slots are read below too
     if hot is None:
-        return _call_elsewhere(m, st, args)
-    plain = _plain_args(args)
-    if plain is None:
-        return _call_elsewhere(m, st, args)
+        return _call_elsewhere(m, st, args, kwargs)
+    # keyword values are judged as positional ones are, after them (`inbound_args`)
+    plain = _plain_args(args if kwargs is None else args + tuple(kwargs.values()))
+    if plain is None or _field(st, _obj) is _addaudithook:  # (its hook is wrapped first)
+        return _call_elsewhere(m, st, args, kwargs)
     # `Membrane._callee`, its two cases that need no search
     cdef bint is_method = _field(st, _method)
     if is_method:
         target = _field(st, _owner)
         if type(target) is not _State:
-            return _call_elsewhere(m, st, args)
+            return _call_elsewhere(m, st, args, kwargs)
         key = _field(target, _key)
         member = _field(st, _via)
     else:
         key = _field(st, _pkey)
         if key is None:
-            return _call_elsewhere(m, st, args)
+            return _call_elsewhere(m, st, args, kwargs)
         target, member = st, _field(st, _via)
     if member in _pandas_scoped:
-        return _call_elsewhere(m, st, args)
+        return _call_elsewhere(m, st, args, kwargs)
     rargs, eargs, arights, acap = plain
     own = _all_rights if _field(target, _code) else _field(target, _rights)
     rights = own & arights
     catalogue = _field(m, _m_catalogue)
-    hit = catalogue._cache.get((key, member))  # `Catalogue.static`, when it has the answer
-    effect, param = hit if hit is not None else catalogue.static(key, member)
-    if param is not None and not rargs:
-        effect = "compute"
+    cdef dict rkw = None, ekw = None
+    cdef Py_ssize_t n
+    if kwargs is None:
+        hit = catalogue._cache.get((key, member))  # `Catalogue.static`, when it has the answer
+        effect, param = hit if hit is not None else catalogue.static(key, member)
+        if param is not None and not rargs:
+            effect = "compute"
+    else:
+        n = len(args)
+        rkw, ekw = dict(zip(kwargs, rargs[n:])), dict(zip(kwargs, eargs[n:]))
+        rargs, eargs = rargs[:n], eargs[:n]
+        effect = catalogue.call(key, member, rargs, rkw)  # (`inplace=True` is a mutation)
     bit = _bit.get(effect)
     if bit is None or not (bit & rights) or effect == "mutate":
-        return _call_elsewhere(m, st, args)
+        return _call_elsewhere(m, st, args, kwargs)
     rule = _fast_rule(<tuple>hot, "call", key, member, effect, _field(target, _root))
     if rule is None:
-        return _call_elsewhere(m, st, args)
+        return _call_elsewhere(m, st, args, kwargs)
     cap = (_field(target, _cap) if own != _all_rights else "") or acap
+    if ekw is None:
+        ekw = {}  # each record its own
     if is_method:
-        fields = (member, eargs, {}, "")
+        fields = (member, eargs, ekw, "")
     else:
-        fields = ("", eargs, {}, f"{key.display}.{member}")
+        fields = ("", eargs, ekw, f"{key.display}.{member}")
     ctx = _field(m, _m_callback_ctx)
     ctx.append((target, rights, cap))
     try:
         return _run_fast(_Call, m, target, <tuple>hot, rule, effect, _CALL_FIELDS, fields,
-                         _field(st, _obj), rargs, rights, cap, True)
+                         _field(st, _obj), rargs, rights, cap, True, rkw)
     finally:
         ctx.pop()
 

@@ -236,13 +236,13 @@ def _run(policy: Any, budget: int | None, steps: list[tuple[str, Any]]) -> tuple
             elif kind == "binop":
                 target, op, other = arg
                 x = getattr(root, target)
-                y = _ARG_VALUES[other](root) if isinstance(other, str) and other in _ARG_VALUES else other
+                y = _arg(root, other)
                 v = _BINOPS[op](x, y)
             elif kind == "call":
-                name, args = arg
+                name, args, kwargs = arg
                 fn = getattr(root.seq, name[4:]) if name.startswith("seq.") else getattr(root, name)
-                real_args = [_ARG_VALUES[a](root) if isinstance(a, str) and a in _ARG_VALUES else a for a in args]
-                v = fn(x=1) if "kw" in args else fn(*real_args)
+                real_args = [_arg(root, a) for a in args]
+                v = fn(*real_args, **{k: _arg(root, a) for k, a in kwargs})
             else:
                 v = next(it)
             real = pp.unwrap(v)
@@ -264,10 +264,18 @@ def _run(policy: Any, budget: int | None, steps: list[tuple[str, Any]]) -> tuple
     return outcomes, records + states + paths
 
 
-#: Call arguments: literals (the compiled path), a plain proxy, and what the pure path
-#: handles (a list, literals out of range, a bound-method proxy, keyword arguments).
+#: Call arguments, positional or keyword: literals, lists and tuples of them and plain
+#: proxies (the compiled path), and what the pure path handles (literals out of range,
+#: containers holding more, a named tuple, a bound-method proxy).
 _ARG_VALUES = {"<proxy>": lambda root: root.table, "<seq>": lambda root: root.seq, "<method>": lambda root: root.method}
-ARGS = [0, 1, "s", 2.5, None, True, math.inf, 2**63, "k" * 257, [1], "<proxy>", "<seq>", "<method>", "kw"]
+ARGS = [0, 1, "s", 2.5, None, True, math.inf, 2**63, "k" * 257, [1], [], (1, "s"), [[1]], ("k" * 257,),
+        Pair(1, 2), "<proxy>", "<seq>", "<method>"]
+#: Keyword names: any, and those that make a call a mutation (`Catalogue.call`).
+KWARG_NAMES = ["x", "y", "inplace", "out"]
+
+
+def _arg(root: Any, a: Any) -> Any:
+    return _ARG_VALUES[a](root) if isinstance(a, str) and a in _ARG_VALUES else a
 CALLEES = ["make", "same", "echo", "fail", "method", "helper", "made", "seq.count", "seq.append", "seq.index"]
 
 #: Operators on a list or dict proxy: plain, reflected (the literal on the left), in place.
@@ -280,7 +288,11 @@ _STEPS = st.one_of(
     st.tuples(st.just("attr"), st.sampled_from(NAMES) | st.sampled_from(NAMES).map(Text)),
     st.tuples(st.just("item"), st.sampled_from(KEYS)),
     st.tuples(st.just("next"), st.none()),
-    st.tuples(st.just("call"), st.tuples(st.sampled_from(CALLEES), st.lists(st.sampled_from(ARGS), max_size=3).map(tuple))),
+    st.tuples(st.just("call"), st.tuples(
+        st.sampled_from(CALLEES), st.lists(st.sampled_from(ARGS), max_size=3).map(tuple),
+        st.lists(st.tuples(st.sampled_from(KWARG_NAMES), st.sampled_from(ARGS)), max_size=2,
+                 unique_by=lambda kv: kv[0]).map(tuple),
+    )),
     st.tuples(st.just("binop"), st.tuples(st.sampled_from(["seq", "table"]), st.sampled_from(sorted(_BINOPS)),
                                           st.sampled_from(ARGS))),
 )
@@ -289,13 +301,22 @@ _STEPS = st.one_of(
 @needs_compiled
 @settings(max_examples=300, deadline=None)
 @example(  # a mutating call bumps the list's version; later ops read the new one
-    steps=[("call", ("seq.append", (0,))), ("call", ("seq.count", (0,)))], policy="none", budget=None)
+    steps=[("call", ("seq.append", (0,), ())), ("call", ("seq.count", (0,), ()))], policy="none", budget=None)
 @example(  # an operator in place is a mutation
-    steps=[("binop", ("seq", "iadd", "s")), ("call", ("seq.count", ("s",)))], policy="none", budget=None)
+    steps=[("binop", ("seq", "iadd", "s")), ("call", ("seq.count", ("s",), ()))], policy="none", budget=None)
 @example(  # a proxy argument is recorded at its version
-    steps=[("call", ("seq.append", (1,))), ("call", ("echo", ("<seq>", 1)))], policy="none", budget=None)
+    steps=[("call", ("seq.append", (1,), ())), ("call", ("echo", ("<seq>", 1), ()))], policy="none", budget=None)
 @example(  # a new kind of callable, made by calling code, is not code itself
-    steps=[("call", ("made", ()))], policy="none", budget=None)
+    steps=[("call", ("made", (), ()))], policy="none", budget=None)
+@example(  # keyword values cross as positional ones do, and are recorded by name
+    steps=[("call", ("echo", (), (("x", "<seq>"), ("y", 1)))), ("call", ("echo", (), (("x", "<method>"),)))],
+    policy="none", budget=None)
+@example(  # ``inplace=True`` makes a call a mutation: the owner moves to a new version
+    steps=[("call", ("echo", (), (("inplace", True),))), ("call", ("echo", (), (("out", "<seq>"),)))],
+    policy="none", budget=None)
+@example(  # which a read-only policy refuses
+    steps=[("call", ("seq.index", (1,), (("inplace", True),))), ("call", ("echo", ("<seq>",), ()))],
+    policy="read_only", budget=None)
 @example(  # a failed read's error must not keep the value it was read on alive (pure path)
     steps=[("attr", "fresh"), ("attr", "n"), ("attr", "__class__"), ("attr", "table")], policy="none", budget=None)
 @given(

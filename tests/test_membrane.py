@@ -205,7 +205,7 @@ class TestBoundaries:
         # arguments and new values are wrapped, a new proxy class): without care the hook
         # re-entered itself without end, and every later exec in the kernel (the owner's
         # cells) failed with RecursionError.  The second hook makes a new proxied value
-        # on every event.
+        # on every event; the third, a notebook object, opens a file on every event.
         import subprocess
         import sys
         import textwrap
@@ -228,6 +228,7 @@ class TestBoundaries:
                     HEADS.append(df.head(1))
             sys.addaudithook(hook)
             sys.addaudithook(hook=heads)
+            sys.addaudithook(opener)
             exec('1')
             leak = STASH[0]
             """)
@@ -237,18 +238,28 @@ class TestBoundaries:
             from pairproxy import hotpath
             from pairproxy.policy import builtin_policy
             hotpath.use_compiled({compiled})
+
+            class Opener:
+                calls = 0
+
+                def __call__(self, event, args):
+                    self.calls += 1
+                    open({marker!r} + ".seen", "a").close()
+
+            opener = Opener()
             session = pp.Session(policy=builtin_policy("owner"))
-            ns = {{"df": pd.DataFrame({{"a": [1, 2]}})}}
+            ns = {{"df": pd.DataFrame({{"a": [1, 2]}}), "opener": opener}}
             session.exec({agent!r}, ns)
             exec("x = 1")  # the owner's own code, after the agent's
             open({marker!r}, "w").close()
             heads = pp.unwrap(ns["HEADS"])
-            print(pp.is_proxy(ns["leak"]), pp.unwrap(ns["OPENED"]), len(heads), all(pp.is_proxy(h) for h in heads))
+            print(pp.is_proxy(ns["leak"]), pp.unwrap(ns["OPENED"]), len(heads), all(pp.is_proxy(h) for h in heads),
+                  opener.calls > 0)
             """)
         child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
         assert child.returncode == 0, child.stderr[-3000:]
         # the hooks still see the owner's later events; what they caught are proxies
-        assert child.stdout.strip() == f"True [{marker!r}] 50 True"
+        assert child.stdout.strip() == f"True [{marker!r}] 50 True True"
 
     def test_numpy_asarray_and_ufuncs(self, session, frame):
         ns = {"df": frame, "np": np}
