@@ -11,13 +11,13 @@ and the membrane (`Membrane.attr`, `Membrane.getitem`, `Membrane.next_`, `Membra
 `Membrane.binop`, `Membrane._run`).  This module mirrors them for the one case worth
 compiling — an op the membrane allows without `admit` (no budget, the effect's bit, no
 policy or a policy fast-path hit; for items, a key that crosses as itself; for calls,
-arguments, positional or keyword, that cross as themselves or are plain proxies and a
-callee known without a search; for operators, such an operand and an operator that is not
-in place) — and hands every other case to them.  Both write the same record; the tests run random
-programs through both and the suite's core under each.  `out` and `new_proxy` stand in
-for `Membrane.out` (its common cases: a literal, a tuple of literals, a value never seen
-before or reached again, a bound method of the parent) and `proxy.new_proxy` on every op
-path.
+arguments, positional or keyword, that cross as themselves (literals, lists and tuples of
+them) or are plain proxies, and a callee known without a search; for operators, such an
+operand and an operator that is not in place) — and hands every other case to them.
+Both write the same record; the tests run random programs through both and the suite's
+core under each.  `out` and `new_proxy` stand in for `Membrane.out` (its common cases: a
+literal, a tuple of literals, a value never seen before or reached again, a bound method
+of the parent) and `proxy.new_proxy` on every op path.
 
 A proxy's state and the state's fields are read at the offsets their member descriptors
 name (`configure` checks each is a plain object slot), not through attribute lookup.  A
@@ -830,8 +830,8 @@ def new_proxy(st):
 
 
 cdef tuple _CALL_FIELDS = ("name", "args", "kwargs", "callee")
-cdef object _addaudithook = __import__("sys").addaudithook
 cdef tuple _BINOP_FIELDS = ("name", "other")
+cdef object _addaudithook = __import__("sys").addaudithook
 
 
 cdef object _run_fast(object cls, object m, object tgt, tuple h, object rule, object effect,

@@ -276,6 +276,8 @@ KWARG_NAMES = ["x", "y", "inplace", "out"]
 
 def _arg(root: Any, a: Any) -> Any:
     return _ARG_VALUES[a](root) if isinstance(a, str) and a in _ARG_VALUES else a
+
+
 CALLEES = ["make", "same", "echo", "fail", "method", "helper", "made", "seq.count", "seq.append", "seq.index"]
 
 #: Operators on a list or dict proxy: plain, reflected (the literal on the left), in place.
