@@ -499,7 +499,8 @@ def _fp_polars(value: Any, cls: str, memo: Memo) -> O.Fingerprint:
     if isinstance(value, pl.DataFrame):
         columns = _polars_columns(value)
         types = value.dtypes
-        dtypes = ",".join([f"{name}:{_polars_dtype_text(dtype)}" for name, dtype in zip(value.columns, types, strict=True)])
+        dtypes = ",".join([f"{name}:{_polars_dtype_text(dtype)}"
+                           for name, dtype in zip(value.columns, types, strict=True)])
         h.update(dtypes.encode())
     else:
         columns, types = [value], [value.dtype]
@@ -572,7 +573,9 @@ def _polars_digest(s: Any, dtype: Any, sample: Sample | None, memo: Memo) -> byt
 
 
 def _compiled_digests(columns: Sequence[Any], sample: Sample | None) -> list[bytes | None] | None:
-    """`_compiled_digest` of each of `columns`, in one call (None when not built or off)."""
+    """`_compiled_digest` of each of `columns`, in one call (None when not built or off;
+    a column whose export it cannot read gets None, e.g. a string view naming a buffer
+    that is not there)."""
     if _arrowhash is None or not COMPILED_DIGESTS:
         return None
     return _arrowhash.column_digests(columns, None if sample is None else sample.ranges, _hasher)
@@ -584,12 +587,8 @@ def _compiled_digest(column: Any, sample: Sample | None) -> bytes | None:
     `_arrow_digest` hash.  None where the Python code decides (another type, nulls, an
     export it cannot read), and always when `pairproxy._arrowhash` is not built or
     `COMPILED_DIGESTS` is off."""
-    if _arrowhash is None or not COMPILED_DIGESTS:
-        return None
-    try:
-        return _arrowhash.column_digest(column, None if sample is None else sample.ranges, _hasher)
-    except Exception:  # e.g. a string view naming a buffer that is not there
-        return None
+    digests = _compiled_digests([column], sample)
+    return None if digests is None else digests[0]
 
 
 _POLARS_KINDS: dict[Any, str] = {}

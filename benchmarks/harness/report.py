@@ -149,8 +149,8 @@ NOTES = """\
   shipped: the guard's AST pass and guarded builtins, every value a proxy, every op judged and
   recorded (msgspec records, kept in memory: `log=None`), result fingerprints on (the default).
   The records of the ops the compiled path admits (attribute and item reads, `next`, calls,
-  operators) are built when the record list is read (`ops.Records`; with a log, when it is written at the end of each
-  execution, which the table does not include).
+  operators) are built when the record list is read (`ops.Records`; with a log, when it is
+  written at the end of each execution, which the table does not include).
   `read_only.toml` is `policies/read_only.toml`.  One session per column, as in a kernel; its
   records are cleared and the last run's results released between runs, outside the timing.
 - **smolagents LocalPythonExecutor**: the executor `CodeAgent` uses, set up the way `CodeAgent`

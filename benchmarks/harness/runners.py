@@ -13,8 +13,9 @@ Fairness choices, where a setting could go either way, favour the alternatives:
   on (the default); records kept in memory (``log=None``, as the RestrictedPython hooks
   below do); records are cleared between runs, outside the timing.  The records of
   the ops the compiled path admits (attribute and item reads, ``next``, calls, operators)
-  stay compact (``ops.Records``) until read, as the hooks' tuples do; building them as msgspec structs, which a reader or a log gets, is
-  not timed (it costs about 0.2 µs a record, built together).
+  stay compact (``ops.Records``) until read, as the hooks' tuples do; building them as
+  msgspec structs, which a reader or a log gets, is not timed (it costs about 0.2 µs a
+  record, built together).
 - smolagents: ``LocalPythonExecutor`` as ``CodeAgent`` builds it (``send_tools`` with the
   base Python tools, the namespace sent as its state with ``send_variables``), pandas,
   polars and numpy authorised; its per-run timeout thread is switched off
