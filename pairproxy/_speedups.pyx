@@ -134,6 +134,10 @@ cdef extern from *:
         Py_INCREF(v);
         Py_XSETREF(*p, v);
     }
+    /* The line of a code object's instruction at a byte offset (the cast: compilers that
+       make incompatible pointer types an error, as GCC 14 does, would otherwise fail the
+       build and leave the pure path in use). */
+    #define pp_addr2line(co, off) PyCode_Addr2Line((PyCodeObject *)(co), (off))
     """
     long long pp_perf_ns() nogil
     Py_ssize_t pp_slot_offset(object descr) except? -2
@@ -147,7 +151,7 @@ cdef extern from *:
     void pp_cold()
     void pp_set_slots(object cls, void *getattro, void *subscript, void *iternext, void *call)
     int pp_contains(const char *s, Py_ssize_t n, const char *needle, Py_ssize_t k)
-    int PyCode_Addr2Line(object co, int byte_offset)
+    int pp_addr2line(object co, int byte_offset)
     const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
 
 cdef bint _ready = False
@@ -1038,7 +1042,7 @@ def code_line(co, int offset):
     than by making every ``co.co_lines()`` entry."""
     if type(co) is not _CodeType or offset < 0:
         raise TypeError("code_line needs a code object and an offset in it")
-    cdef int line = PyCode_Addr2Line(co, offset)
+    cdef int line = pp_addr2line(co, offset)
     return None if line < 0 else line
 
 
