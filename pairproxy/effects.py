@@ -181,6 +181,8 @@ BUILTIN_CATALOGUE: list[Entry] = [
     ("numpy.ctypeslib", "*", "exec", None),
     ("numpy.lib.format", "*", "io", None),
     # polars
+    # writers that return text or bytes without a destination (``df.write_csv()``)
+    *[("polars.*", name, "io", "file") for name in ("write_csv", "write_json", "write_ndjson", "write_ipc", "write_ipc_stream")],
     ("polars.*", "write_*|sink_*", "io", None),
     ("polars.*", "insert_column|replace_column|__setitem__|extend|append|scatter|set_at_idx|clear", "mutate", None),
     ("polars", "read_*|scan_*|write_*", "io", None),
@@ -321,16 +323,27 @@ class Catalogue:
         effect, param = self.static(key, member)
         if kwargs:
             for name in INPLACE_KWARGS:
-                if kwargs.get(name) is True:
+                if name in kwargs and _may_be_on(kwargs[name]):
                     return "mutate"
             if kwargs.get("out") is not None and effect == "compute":
                 return "mutate"  # numpy's out= writes into an existing array
             for name in OUT_KWARGS:
                 if kwargs.get(name) is not None and effect in ("read", "compute"):
                     return "mutate"
-        if param is not None and not args and kwargs.get(param) is None:
+        if param is not None and (args[0] if args else kwargs.get(param)) is None:
             return "compute"
         return effect
+
+
+def _may_be_on(flag: Any) -> bool:
+    """Whether an in-place flag (``inplace=...``) may switch the call to in place: any
+    value but False, None and numpy's False.  Not its truth: a value whose own code
+    answers that could answer differently when the library asks (libraries accept
+    ``numpy.True_`` and test truth)."""
+    if flag is None or flag is False:
+        return False
+    np = sys.modules.get("numpy")
+    return not (np is not None and type(flag) is np.bool_ and not flag)
 
 
 _INPLACE_NAMES = frozenset(

@@ -550,5 +550,27 @@ path = "dest"
         assert cat.call(module_key(np), "add", (1, 2), {"out": object()}) == "mutate"
         assert cat.call(module_key(np), "add", (1, 2), {"out": None}) == "compute"
         assert cat.call(DF, "sort_values", ("a",), {"inplace": True}) == "mutate"
+        # an in-place flag is on unless it is False, None or numpy's False: libraries accept
+        # numpy booleans and test truth, which a value of the agent's could answer either way
+        for flag in (np.True_, np.array([True])[0], 1, "yes", object()):
+            assert cat.call(DF, "sort_values", ("a",), {"inplace": flag}) == "mutate", flag
+        for flag in (False, None, np.False_):
+            assert cat.call(DF, "sort_values", ("a",), {"inplace": flag}) == "compute", flag
         assert cat.call(DF, "to_csv", (), {}) == "compute"
         assert cat.call(DF, "to_csv", ("x.csv",), {}) == "io"
+        # a destination of None, by position or name, is no destination
+        assert cat.call(DF, "to_csv", (None,), {}) == "compute"
+        assert cat.call(DF, "to_csv", (), {"path_or_buf": None}) == "compute"
+
+    def test_polars_writers_without_a_destination_are_compute(self) -> None:
+        import polars as pl
+
+        cat = pp.load_policy(builtin_policy("read_only")).catalogue
+        pdf = type_key(pl.DataFrame)
+        for name in ("write_csv", "write_json", "write_ndjson", "write_ipc", "write_ipc_stream"):
+            assert cat.call(pdf, name, (), {}) == "compute", name
+            assert cat.call(pdf, name, (None,), {}) == "compute", name
+            assert cat.call(pdf, name, ("x.out",), {}) == "io", name
+            assert cat.call(pdf, name, (), {"file": "x.out"}) == "io", name
+        for name in ("write_parquet", "write_excel", "write_database", "write_avro"):
+            assert cat.call(pdf, name, (), {}) == "io", name  # no text form, or a default file
