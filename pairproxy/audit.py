@@ -26,7 +26,8 @@ from typing import Any, NamedTuple
 
 from . import ops as O
 from .effects import ALL_RIGHTS, BIT, NOTEBOOK_KEY, TypeKey
-from .oplog import read_log
+from .errors import LogError
+from .oplog import read_log, verify
 from .provenance import Provenance
 
 SEVERITY = {"allow": 0, "ask": 1, "deny": 2}
@@ -159,7 +160,7 @@ def questions(rec: O.Op, prov: Provenance) -> list[Question]:
             key = key_for(owner or "builtins.object")
         elif not member:  # logs written before `callee` was recorded
             key, member = _callee(rec.ref, prov)
-        bound = [r.ref for a in (*rec.args, *rec.kwargs.values()) for r in _refs(a) if not is_code(r.ref, prov)]
+        bound = [r.ref for a in (*rec.args, *rec.kwargs.values()) for r in O.arg_refs(a) if not is_code(r.ref, prov)]
         if not numpy and not is_code(rec.ref, prov):
             bound.append(rec.ref)
         return [Question("call", key, member, effect, root, args, kwargs, tuple(bound))]
@@ -169,22 +170,8 @@ def questions(rec: O.Op, prov: Provenance) -> list[Question]:
         member = rec.to
     bound = [rec.ref]
     if isinstance(rec, O.BinOp):
-        bound += [r.ref for r in _refs(rec.other) if not is_code(r.ref, prov)]
+        bound += [r.ref for r in O.arg_refs(rec.other) if not is_code(r.ref, prov)]
     return [Question(kind, key, member, effect, root, (), None, tuple(bound))]
-
-
-def _refs(a: O.Arg) -> Iterable[O.Ref]:
-    if isinstance(a, O.Ref):
-        yield a
-    elif isinstance(a, O.Seq):
-        for x in a.items:
-            yield from _refs(x)
-    elif isinstance(a, O.Map):
-        for x in (*a.keys, *a.values):
-            yield from _refs(x)
-    elif isinstance(a, O.Slice):
-        for x in (a.start, a.stop, a.step):
-            yield from _refs(x)
 
 
 _CODE_TYPES = frozenset({
@@ -281,8 +268,12 @@ def _grant_key(q: Question) -> tuple[Any, ...]:
     return (q.kind, q.root, q.key.display, q.member)
 
 
-def audit(path: str | os.PathLike[str], policy: Any, *, progress: bool | None = None) -> AuditReport:
+def audit(path: str | os.PathLike[str], policy: Any, *, progress: bool | None = None,
+          check_chain: bool = True) -> AuditReport:
     """Re-judge every op of log `path` under `policy` (a `Policy` or a policy file).
+
+    With `check_chain` (the default), a log that fails `verify` raises `LogError`:
+    judging altered records proves nothing about what the agent did.
 
     Approvals in the log count: an op the other policy sends to ``ask`` that the owner
     approved in the log (the same op once, or the same kind/member/root always) is
@@ -297,6 +288,11 @@ def audit(path: str | os.PathLike[str], policy: Any, *, progress: bool | None = 
         from .policy import load_policy
 
         policy = load_policy(policy)
+    if check_chain:
+        v = verify(path)
+        if not v.ok:
+            raise LogError(f"not auditing a log that fails verification: {v.describe()}", path=str(path),
+                           line=v.problem.line if v.problem else None)
     name = str(getattr(policy, "path", "") or type(policy).__name__)
     name += f" ({getattr(policy, 'hash', '')})" if getattr(policy, "hash", "") else ""
     reader = read_log(path)

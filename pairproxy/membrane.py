@@ -304,7 +304,9 @@ class Membrane:
     def member_state(self, parent: State, name: str, value: Any) -> State:
         """A state for `value` reached as member `name` of `parent`, without an op (used
         for the policy-judged builtins: calling them is the op)."""
-        st = self._new_state(value, parent.rights, parent.cap, parent.root, None, name, False, True)
+        # no record makes it: its origin is its name, for messages (``$.builtins.open``)
+        st = self._new_state(value, parent.rights, parent.cap, parent.root, None, name, False, True,
+                             origin=f"{self.path(parent.ref, 3)}.{name}")
         st.pkey = parent.key
         return st
 
@@ -336,13 +338,13 @@ class Membrane:
                     "does not let agent code import it, so it cannot be used either",
                     EFFECT_HINTS["import"],
                 ), cls, fields)
-            root = f"$.{st.root}" if st is not None and st.root else "the notebook object it comes from"
-            v = Verdict(
-                "deny", cap or "capability",
-                f"{root} is a notebook object, and under this policy it and every value derived "
-                f"from it (copies, columns, arrays, results included) {CANNOT.get(effect, f'may not {effect}')}",
-                EFFECT_HINTS.get(effect, ""),
-            )
+            root = self._lacking_root(st, effect, fields)
+            why = (f"{root} is a notebook object, and under this policy it and every value derived "
+                   f"from it (copies, columns, arrays, results included) {CANNOT.get(effect, f'may not {effect}')}")
+            reason_of = getattr(self.policy, "root_reason", None)  # the [[root]]'s own words
+            said = reason_of(cap) if reason_of is not None and cap else ""
+            v = Verdict("deny", cap or "capability", f"{why} ({said})" if said else why,
+                        EFFECT_HINTS.get(effect, ""))
             self._refuse(st, kind, member, effect, v, cls, fields)
         pol = self.policy
         if pol is None:
@@ -361,6 +363,22 @@ class Membrane:
                 return Verdict("allow", v.rule, "granted once")
         self._refuse(st, kind, member, effect, v, cls, fields)
         raise AssertionError("unreachable")
+
+    def _lacking_root(self, st: State | None, effect: str, fields: dict[str, Any] | None) -> str:
+        """The notebook object a capability refusal names: the target's root, or, when the
+        target itself has the right (a function or module, which restricts nothing, as
+        in ``np.copyto(df.a.values, 0)``), the root of the first argument that lacks it."""
+        target = st.owner if st is not None and st.method and st.owner is not None else st
+        if target is not None and (target.code or BIT[effect] & target.rights) and fields:
+            args = (*fields.get("args", ()), *fields.get("kwargs", {}).values())
+            refs = {r.ref for a in args for r in O.arg_refs(a)}
+            for px in list(self._by_id.values()):
+                ast = _get(px)
+                if ast.ref in refs and ast.root and not BIT[effect] & ast.rights:
+                    return f"$.{ast.root}"
+        if target is not None and target.root:
+            return f"$.{target.root}"
+        return "the notebook object it comes from"
 
     def _op_key(self, st: State | None, cls: Any, fields: dict[str, Any] | None) -> bytes:
         """What a one-time grant is for: this exact op (kind, target, every argument in

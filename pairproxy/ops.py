@@ -417,6 +417,21 @@ def render_arg(a: Arg, name_of: object = None) -> str:
     return repr(a)
 
 
+def arg_refs(a: Arg) -> Iterator[Ref]:
+    """The refs an argument names, inside lists, tuples, sets, dicts and slices too."""
+    if isinstance(a, Ref):
+        yield a
+    elif isinstance(a, Seq):
+        for x in a.items:
+            yield from arg_refs(x)
+    elif isinstance(a, Map):
+        for x in (*a.keys, *a.values):
+            yield from arg_refs(x)
+    elif isinstance(a, Slice):
+        for x in (a.start, a.stop, a.step):
+            yield from arg_refs(x)
+
+
 def _key_text(key: Arg, name_of: object) -> str:
     # df[("a", "b")] reads better as df["a", "b"]
     if isinstance(key, Seq) and key.kind == "tuple" and key.items:

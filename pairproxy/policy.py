@@ -189,6 +189,11 @@ class Policy:
         """(rights bit set, rule) for a notebook object entering as root `name`."""
         return self.root_rights_of_key(name, key_of(obj))
 
+    def root_reason(self, where: str) -> str:
+        """The ``reason`` of the ``[[root]]`` at `where` (``file:line``, as `root_rights`
+        gives it), or ""."""
+        return next((r.spec.reason for r in self._c.roots if r.where == where), "")
+
     def root_rights_of_key(self, name: str, key: TypeKey) -> tuple[int, str]:
         """`root_rights` for an object known only by its type key (audit, explain)."""
         c = self._c

@@ -306,6 +306,15 @@ class TestLogShowCommand:
         assert main(["log", "show", str(bad)]) == 1
         assert "bad.jsonl:1: not a pairproxy op log" in capsys.readouterr().err
 
+    def test_an_altered_log_is_shown_and_said_to_fail(self, log: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+        bad = tmp_path / "bad.jsonl"
+        bad.write_bytes(log.read_bytes().replace(b"groupby", b"gr0upby", 1))
+        assert main(["log", "show", str(bad)]) == 1
+        out, err = capsys.readouterr()
+        assert "gr0upby" in out  # what the file holds, read as it is
+        assert "TAMPERED OR DAMAGED" in err and "record altered" in err and "may not be what was recorded" in err
+
     def test_msgpack_and_truncated(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         log = tmp_path / "ops.msgpack"
         record_session(log).close()

@@ -66,6 +66,8 @@ WRITES = {
     "setattr columns": "df.columns = ['x', 'y']",
     "index name": "df.index.name = 'i'",
     "inplace": "df.sort_values('a', ascending=False, inplace=True)",
+    "inplace numpy bool": "df.sort_values('a', ascending=False, inplace=np.True_)",
+    "inplace by keywords": "kw = {'inplace': np.array([True])[0]}\ndf.drop(columns=['b'], **kw)",
     "del column": "del df['a']",
     "class route": "pd.DataFrame.insert(df, 0, 'z', 1)",
     "pop": "df.pop('a')",
@@ -84,8 +86,42 @@ def test_writing_through_a_read_only_frame_is_refused(code: str) -> None:
     assert "read_only.toml:" in str(e.value) and e.value.rule.startswith("read_only.toml:")
     assert e.value.record is not None and e.value.record.decision == "deny"
     assert "Instead:" in str(e.value) and "Nothing was changed." in str(e.value)
+    # the object named is the notebook's frame, also when a function is handed a view of it
+    assert "Why: $.df is a notebook object" in str(e.value)
     assert unchanged(real, before), code
     assert ns["df"] is real
+
+
+def test_writers_without_a_destination_return_text() -> None:
+    import polars as pl
+
+    s = pp.Session(policy=READ_ONLY)
+    ns: dict[str, Any] = {"df": frame(), "orders": pl.DataFrame({"a": [1, 2]})}
+    out = s.exec("[df.to_csv(), df.to_csv(None), orders.write_csv(), orders.write_csv(None), "
+                 "orders.write_json()]", ns)
+    assert out[0] == out[1] == frame().to_csv() and out[2] == out[3] == "a\n1\n2\n"
+    assert out[4] == pl.DataFrame({"a": [1, 2]}).write_json()
+    assert [r.effect for r in s.records if isinstance(r, O.Call)] == ["compute"] * 5
+
+
+def test_a_capability_refusal_gives_the_roots_own_reason(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text('[policy]\ndefault = "allow"\n\n[[root]]\nname = "df"\nrights = ["read", "compute"]\n'
+                    'reason = "the finance team\'s master copy"\n')
+    s = pp.Session(policy=load_policy(path))
+    with pytest.raises(pp.PolicyDenied) as e:
+        s.exec("df['c'] = 1", {"df": frame()})
+    assert e.value.rule == "p.toml:4"
+    assert "cannot be changed in place (the finance team's master copy). Instead:" in str(e.value)
+
+
+def test_a_refused_builtin_is_named_as_the_agent_wrote_it() -> None:
+    s = pp.Session(policy=READ_ONLY)
+    for code, text in (("open('x.txt')", "$.builtins.open('x.txt') was refused"),
+                       ("f = open\nf('x.txt', 'w')", "$.builtins.open('x.txt', 'w') was refused")):
+        with pytest.raises(pp.PolicyDenied) as e:
+            s.exec(code, {})
+        assert str(e.value).startswith(text), str(e.value)
 
 
 def test_reads_of_the_same_views_pass_and_stay_read_only() -> None:

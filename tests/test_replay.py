@@ -206,6 +206,19 @@ class TestAudit:
             ("$.sales.groupby", "stub:1"), ("$.sales.groupby('region')", "stub:1"),
         ]
 
+    def test_a_tampered_log_is_not_audited(self, recorded: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+        # a refusal rewritten as an allowance: judging altered records proves nothing
+        bad = tmp_path / "bad.jsonl"
+        bad.write_bytes(recorded.read_bytes().replace(b'"decision":"deny"', b'"decision":"allow"', 1))
+        assert main(["audit", str(bad), "--policy", str(POLICY)]) == 1
+        err = capsys.readouterr().err
+        assert "not auditing a log that fails verification" in err and "record altered" in err
+        assert "Traceback" not in err
+        # judged anyway on request: the altered record reads as an allowance the policy refuses
+        assert main(["audit", str(bad), "--policy", str(POLICY), "--no-verify"]) == 1
+        assert "1 would be decided differently, 1 of them allowed before and refused now" in capsys.readouterr().out
+
     def test_bad_policy_and_bad_log(self, recorded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         bad = tmp_path / "bad.toml"
         bad.write_text("[[rule]]\ndecision = 'maybe'\n")

@@ -27,7 +27,8 @@ def register(sub: Any) -> None:
     show = logsub.add_parser(
         "show", help="print a readable timeline",
         description="One line per op: seq, time, actor, decision, target ref@version, the op as "
-                    "Python-like text, its result and rule.  Filters combine (all must hold).",
+                    "Python-like text, its result and rule.  Filters combine (all must hold).  The log "
+                    "is verified too: exit 1 if it fails (the records shown may have been altered).",
     )
     show.add_argument("file", help="the op log (JSON lines or msgpack)")
     show.add_argument("--object", action="append", default=[], metavar="NAME|@REF",
@@ -90,8 +91,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         reader = read_log(args.file)
-        return show(reader, sys.stdout, objects=args.object, decisions=decisions, kinds=kinds,
-                    as_json=args.json, code=not args.no_code)
+        status = show(reader, sys.stdout, objects=args.object, decisions=decisions, kinds=kinds,
+                      as_json=args.json, code=not args.no_code)
+        v = verify(args.file)  # the timeline reads records as they are: say if they were altered
+        if not v.ok:
+            print(f"TAMPERED OR DAMAGED: {v.describe()}; the records shown may not be what was recorded",
+                  file=sys.stderr)
+            return EXIT_PROBLEM
+        return status
     except LogError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE if e.line is None else EXIT_PROBLEM
