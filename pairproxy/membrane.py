@@ -27,7 +27,7 @@ from .fingerprint import BATCH as FP_BATCH
 from .fingerprint import apply_pending
 from .guard import AGENT_FILE_PREFIX, is_agent_type
 from .outbound import Outbound, outbound_object, unwrap_outbound
-from .provenance import path_text, short_text
+from .provenance import as_subject, path_text, short_text
 from .proxy import BINOP_FUNCS, PROXY_TYPES, State, _get, new_proxy
 
 _perf = time.perf_counter_ns
@@ -411,7 +411,8 @@ class Membrane:
             **(fields if fields is not None else {"name": member}),
         )
         self._records.append(rec)
-        text = O.render(rec, self.path(st.ref) if st is not None else "", self._short_name)
+        subject = as_subject(self.path(st.ref), self._origin_of(st.ref), rec) if st is not None else ""
+        text = O.render(rec, subject, self._short_name)
         exact = self._op_key(st, cls, fields if fields is not None else {"name": member})
         ask = None
         if v.decision == "ask":

@@ -439,6 +439,23 @@ def _key_text(key: Arg, name_of: object) -> str:
     return render_arg(key, name_of)
 
 
+def infix(rec: Op) -> bool:
+    """Whether `rec` renders as an operator expression (``a * b``, ``-a``, ``k in a``)."""
+    if isinstance(rec, BinOp):
+        return rec.name not in ("divmod", "rdivmod")
+    return isinstance(rec, Contains) or (isinstance(rec, UnOp) and rec.name in _UN_SYMBOLS)
+
+
+def wraps_subject(rec: Op) -> bool:
+    """Whether `render` puts `rec`'s subject inside a call's parentheses (``len(x)``),
+    where an operator expression needs none of its own."""
+    if isinstance(rec, BinOp):
+        return rec.name in ("divmod", "rdivmod")
+    if isinstance(rec, UnOp):
+        return rec.name not in _UN_SYMBOLS
+    return isinstance(rec, (Iter, Next, Len, Bool, Convert, Async))
+
+
 def render(rec: Op, subject: str = "_", name_of: object = None) -> str:
     """The op as Python-like text applied to `subject`, e.g. ``df.groupby('k')``.
 

@@ -57,8 +57,19 @@ def path_text(ref: int, origin: Origin, limit: int = 12) -> str:
             break
     text = base
     names = lambda r: short_text(r, origin)  # noqa: E731 - a renderer callback
+    made_by: O.Op | None = None
     for rec in reversed(chain):
-        text = O.render(rec, text, names)
+        text = O.render(rec, as_subject(text, made_by, rec), names)
+        made_by = rec
+    return text
+
+
+def as_subject(text: str, made_by: O.Op | str | None, rec: O.Op) -> str:
+    """`text` (the path of a value `made_by` some op) as the subject `rec` is rendered on:
+    in parentheses where that op reads as an operator expression and `rec` puts its
+    subject next to an operator, ``($.a * $.b).groupby(...)``, not ``$.a * $.b.groupby(...)``."""
+    if isinstance(made_by, O.Op) and O.infix(made_by) and not O.wraps_subject(rec):
+        return f"({text})"
     return text
 
 
@@ -110,7 +121,7 @@ class Provenance:
 
     def text(self, rec: O.Op) -> str:
         """The op as Python-like text: ``$.df.groupby('k')['v'].sum()``."""
-        subject = self.path(rec.ref) if rec.ref else ""
+        subject = as_subject(self.path(rec.ref), self.origin.get(rec.ref), rec) if rec.ref else ""
         return O.render(rec, subject, self.short_name)
 
     # --- what audit needs ------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import traceback
 
 import numpy as np
@@ -16,6 +17,8 @@ import pytest
 import pairproxy as pp
 from pairproxy import hotpath
 from pairproxy import ops as O
+from pairproxy.policy import builtin_policy
+from pairproxy.provenance import Provenance
 
 
 @pytest.fixture
@@ -530,6 +533,26 @@ class TestIdentityVersionsProvenance:
         session.exec("r = df.groupby('k')['v'].sum()", ns)
         st = pp.proxy.state_of(ns["r"])
         assert session._m.path(st.ref) == "$.df.groupby('k')['v'].sum()"
+
+    def test_provenance_keeps_the_codes_grouping(self, session, frame):
+        # an operator expression used as the subject of another op keeps its parentheses,
+        # live (paths, refusals) and read back from the records
+        ns = {"df": frame}
+        session.exec("a = (df['v'] * 2).groupby(df['k']).sum()\nb = -df['v'].abs()\n"
+                     "c = (-df['v']).abs()\nd = len(df['v'] * 2)", ns)
+        path = session._m.path
+        assert path(pp.proxy.state_of(ns["a"]).ref) == "($.df['v'] * 2).groupby($.df['k']).sum()"
+        assert path(pp.proxy.state_of(ns["b"]).ref) == "-$.df['v'].abs()"
+        assert path(pp.proxy.state_of(ns["c"]).ref) == "(-$.df['v']).abs()"
+        prov = Provenance()
+        texts = []
+        for rec in session.records:
+            prov.add(rec)
+            texts.append(prov.text(rec))
+        assert "len($.df['v'] * 2)" in texts and "(-$.df['v']).abs()" in texts
+        owner = pp.Session(policy=pp.load_policy(builtin_policy("read_only")))
+        with pytest.raises(pp.PolicyDenied, match=re.escape("($.df['v'] * 2).to_csv('x.csv') was refused")):
+            owner.exec("(df['v'] * 2).to_csv('x.csv')", {"df": frame})
 
     def test_derived_values_record_their_parent_ref_at_version(self, session, frame):
         p = session.wrap(frame, name="df")
