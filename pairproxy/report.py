@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ops as O
+from .errors import LogError
 from .marimo.mirror.view import EVENT_KINDS, Timeline, clock
 
 __all__ = ["MAX_ROWS", "Report", "build", "render", "write"]
@@ -58,17 +59,24 @@ def build(path: str | Path) -> Report:
     """Read and verify the log at `path`.
 
     Raises:
-        LogError: the file is not a readable pairproxy op log.
+        LogError: the file is not a pairproxy op log (damage after its header is
+            reported, not raised).
     """
     from .oplog import read_log, verify
 
     path = Path(path)
     reader = read_log(path)
     lists: list[list[O.Op]] = []
-    for rec in reader:
-        while len(lists) <= reader.segment:
-            lists.append([])
-        lists[reader.segment].append(rec)
+    try:
+        for rec in reader:
+            while len(lists) <= reader.segment:
+                lists.append([])
+            lists[reader.segment].append(rec)
+    except LogError:
+        if not reader.headers:
+            raise  # not an op log at all
+        # an entry that cannot be read: the report shows the records before it, and its
+        # verification section (below) says where the damage is
     while len(lists) < len(reader.headers):
         lists.append([])
     report = Report(path, truncated=reader.truncated)

@@ -194,6 +194,20 @@ def test_cli_on_a_tampered_log_writes_the_report_and_says_so(log: Path, tmp_path
     check(html)
 
 
+def test_cli_on_a_log_with_an_unreadable_entry_reports_what_comes_before(log: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
+    bad.write_text("".join(lines[:12]) + "\x00garbage\n" + "".join(lines[12:]), encoding="utf-8")
+    out = tmp_path / "bad.html"
+    r = subprocess.run([sys.executable, "-m", "pairproxy.cli", "report", str(bad), "-o", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "failed verification" in r.stderr and "line 13" in r.stderr, r.stderr
+    html = out.read_text(encoding="utf-8")
+    assert "TAMPERED OR DAMAGED" in html and "line 13" in html
+    assert "11 records" in r.stdout  # the records before the damage (lines 2-12; the header is line 1)
+    check(html)
+
+
 def test_cli_on_a_file_that_is_not_a_log(tmp_path: Path) -> None:
     junk = tmp_path / "junk.jsonl"
     junk.write_text("hello\n", encoding="utf-8")
