@@ -26,8 +26,7 @@ from typing import Any, NamedTuple
 
 from . import ops as O
 from .effects import ALL_RIGHTS, BIT, NOTEBOOK_KEY, TypeKey
-from .errors import LogError
-from .oplog import read_log, verify
+from .oplog import read_log, require_verified
 from .provenance import Provenance
 
 SEVERITY = {"allow": 0, "ask": 1, "deny": 2}
@@ -289,10 +288,7 @@ def audit(path: str | os.PathLike[str], policy: Any, *, progress: bool | None = 
 
         policy = load_policy(policy)
     if check_chain:
-        v = verify(path)
-        if not v.ok:
-            raise LogError(f"not auditing a log that fails verification: {v.describe()}", path=str(path),
-                           line=v.problem.line if v.problem else None)
+        require_verified(path, "auditing")
     name = str(getattr(policy, "path", "") or type(policy).__name__)
     name += f" ({getattr(policy, 'hash', '')})" if getattr(policy, "hash", "") else ""
     reader = read_log(path)

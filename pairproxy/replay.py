@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import ops as O
-from .errors import LogError
 from .fingerprint import SCHEME as FP_SCHEME
-from .oplog import Header, LogReader, read_log, verify
+from .oplog import Header, LogReader, read_log, require_verified
 from .provenance import Provenance
 from .replay_compare import Divergence, ReplayReport, comparable, first_difference, normal
 
@@ -202,10 +201,7 @@ def replay(
         42 ops replayed (5 executions), all match
     """
     if check_chain:
-        v = verify(path)
-        if not v.ok:
-            raise LogError(f"not replaying a log that fails verification: {v.describe()}", path=str(path),
-                           line=v.problem.line if v.problem else None)
+        require_verified(path, "replaying")
     reader = read_log(path)
     segments = list(_segments(reader))
     notes: list[str] = []

@@ -51,11 +51,11 @@ from .format import (
     tail_token,
 )
 from .reader import LogReader, read_header, read_log
-from .verify import Problem, Verification, verify
+from .verify import Problem, Verification, require_verified, verify
 from .writer import LogWriter, finalize
 
 __all__ = [
     "FORMAT", "GENESIS", "LINK_LEN", "Header", "LogReader", "LogWriter", "Problem", "Seal",
     "Truncation", "Verification", "finalize", "format_for", "link", "read_header", "read_log",
-    "sniff", "tail_token", "verify",
+    "require_verified", "sniff", "tail_token", "verify",
 ]

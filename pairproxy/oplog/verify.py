@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .. import ops as O
+from ..errors import LogError
 from .format import (
     GENESIS,
     BadEntry,
@@ -186,3 +187,12 @@ def verify(path: str | os.PathLike[str]) -> Verification:
                                        "while writing its first line)"))
     return result(None)
 
+
+def require_verified(path: str | os.PathLike[str], doing: str) -> None:
+    """Raise `LogError` (naming the first problem and its line) unless the log at `path`
+    verifies: `doing` says what is refused (``"replaying"``): working from altered records
+    proves nothing about what the agent did."""
+    v = verify(path)
+    if not v.ok:
+        raise LogError(f"not {doing} a log that fails verification: {v.describe()}", path=str(path),
+                       line=v.problem.line if v.problem else None)
