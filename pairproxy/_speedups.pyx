@@ -957,8 +957,8 @@ cdef object _call(object self, tuple args, dict kwargs):
     if kwargs is None:
         hit = catalogue._cache.get((key, member))  # `Catalogue.static`, when it has the answer
         effect, param = hit if hit is not None else catalogue.static(key, member)
-        if param is not None and (not rargs or rargs[0] is None):
-            effect = "compute"  # a writer with no destination (`Catalogue.call`)
+        if param is not None:  # a writer: its destination decides (rare: the pure method)
+            effect = catalogue.call(key, member, rargs, {})
     else:
         n = len(args)
         rkw, ekw = dict(zip(kwargs, rargs[n:])), dict(zip(kwargs, eargs[n:]))
