@@ -12,7 +12,8 @@ runners as ``run.py``:
   ``finish`` (the namespace copied back, ``ExecEnd``, the flush), of which ``fingerprints``
   (the flush: hashing the results the agent kept);
 - ``in real calls``: the sum of the op records' ``dur`` (each op's real call, and the
-  wrapping of its result); ``outside, per op``: what is left of the body, per op (the
+  wrapping of its result; an op run inside another's call, by an agent callback, counts
+  in both); ``outside, per op``: what is left of the body, per op (the
   checks, the records, and the agent's own bytecode, which plain CPython runs too).
 
 A micro-benchmark runs one op over and over with everything in cache
