@@ -56,6 +56,13 @@ def run_script(log: Path, policy: Any = POLICY, notebook: Path = NOTEBOOK) -> pp
     return session
 
 
+def _altered(log: Path, tmp_path: Path, old: bytes, new: bytes) -> Path:
+    """A copy of `log` with the first `old` rewritten as `new`: a tampered log."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(log.read_bytes().replace(old, new, 1))
+    return bad
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     log = tmp_path_factory.mktemp("replay") / "ops.jsonl"
@@ -123,8 +130,7 @@ class TestReplay:
 
     def test_a_tampered_log_is_not_replayed(self, recorded: Path, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-        bad = tmp_path / "bad.jsonl"
-        bad.write_bytes(recorded.read_bytes().replace(b"threshold", b"threshOld", 1))
+        bad = _altered(recorded, tmp_path, b"threshold", b"threshOld")
         assert main(["replay", str(bad), "--notebook", str(NOTEBOOK)]) == 1
         err = capsys.readouterr().err
         assert "fails verification" in err and "line" in err and "Traceback" not in err
@@ -209,8 +215,7 @@ class TestAudit:
     def test_a_tampered_log_is_not_audited(self, recorded: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
         # a refusal rewritten as an allowance: judging altered records proves nothing
-        bad = tmp_path / "bad.jsonl"
-        bad.write_bytes(recorded.read_bytes().replace(b'"decision":"deny"', b'"decision":"allow"', 1))
+        bad = _altered(recorded, tmp_path, b'"decision":"deny"', b'"decision":"allow"')
         assert main(["audit", str(bad), "--policy", str(POLICY)]) == 1
         err = capsys.readouterr().err
         assert "not auditing a log that fails verification" in err and "record altered" in err
