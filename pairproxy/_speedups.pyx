@@ -65,10 +65,15 @@ cdef extern from *:
     static inline PyObject *pp_dict_get(PyObject *d, PyObject *k) {
         return PyDict_GetItemWithError(d, k);
     }
-    /* The value of a `pending_fp` entry ``(seq, value)`` at j (borrowed), or NULL. */
-    static inline PyObject *pp_pending_value(PyObject *lst, Py_ssize_t j) {
-        PyObject *e = PyList_GET_ITEM(lst, j);
-        return (PyTuple_Check(e) && PyTuple_GET_SIZE(e) == 2) ? PyTuple_GET_ITEM(e, 1) : NULL;
+    /* del lst[j], for 0 <= j < len(lst): the items after j move down one place; the
+       list keeps its allocation (``del`` goes through the slice machinery, which costs
+       several times more for one item). */
+    static inline void pp_list_del(PyObject *lst, Py_ssize_t j) {
+        PyListObject *l = (PyListObject *)lst;
+        PyObject *item = l->ob_item[j];
+        memmove(&l->ob_item[j], &l->ob_item[j + 1], (Py_SIZE(l) - j - 1) * sizeof(PyObject *));
+        Py_SET_SIZE(l, Py_SIZE(l) - 1);
+        Py_DECREF(item);
     }
     /* A tuple (subclass) that iterates as a tuple: its items are what iterating gives. */
     #define pp_tuple_iter(o) (Py_TYPE(o)->tp_iter == PyTuple_Type.tp_iter)
@@ -145,7 +150,7 @@ cdef extern from *:
     PyObject* pp_slotp(PyObject* p, Py_ssize_t off)
     Py_ssize_t pp_refcnt(PyObject* p)
     PyObject* pp_dict_get(object d, object k) except? NULL
-    PyObject* pp_pending_value(object lst, Py_ssize_t j)
+    void pp_list_del(list lst, Py_ssize_t j)
     bint pp_tuple_iter(object o)
     void pp_set_slot(object o, Py_ssize_t off, object v)
     void pp_cold()
@@ -179,7 +184,6 @@ cdef object _view_attrs = None
 cdef tuple _code_types = None
 cdef Py_ssize_t _fp_batch = 0
 cdef Py_ssize_t _young_max = 0
-cdef object _released = None
 cdef object _ModuleType = type(__import__("sys"))
 cdef tuple _NO_ARGS = ()
 cdef str _ATTR = "attr", _READ = "read"
@@ -190,7 +194,7 @@ cdef Py_ssize_t _obj = -1, _m = -1, _rights = -1, _key = -1, _root = -1, _ref = 
 cdef Py_ssize_t _cap = -1, _code = -1, _pkey = -1, _methods = -1, _method = -1, _owner = -1, _via = -1
 cdef Py_ssize_t _m_hot = -1, _m_records = -1, _m_by_id = -1, _m_origin = -1, _m_pending = -1
 cdef Py_ssize_t _m_young = -1, _m_next_ref = -1, _m_sweep_at = -1, _m_fingerprints = -1, _m_fp_all = -1
-cdef Py_ssize_t _m_catalogue = -1, _m_callback_ctx = -1
+cdef Py_ssize_t _m_catalogue = -1, _m_callback_ctx = -1, _m_fp_new = -1
 cdef object _Membrane = None
 cdef object _fast_epoch = None  # `membrane.FAST_EPOCH`
 cdef Py_ssize_t _wrapped = -1
@@ -234,14 +238,14 @@ def configure(P, M, O, pure):
     global _Proxy, _State, _TUPLE, _OBJ, _METHOD, _kinds, _classes, _proxy_types, _view_attrs, _code_types, _remember
     global _fp_batch, _young_max, _released, _slot, _obj, _m, _rights, _key, _root, _ref, _ver, _wrapped
     global _fast_epoch, _Membrane, _m_hot, _m_records, _m_by_id, _m_origin, _m_pending, _m_young, _m_next_ref
-    global _m_sweep_at, _m_fingerprints, _m_fp_all, _m_catalogue, _m_callback_ctx
+    global _m_sweep_at, _m_fingerprints, _m_fp_all, _m_catalogue, _m_callback_ctx, _m_fp_new
     global _cap, _code, _pkey, _methods, _method, _owner, _via, _Records, _r_from
     _ready = False
     offsets = []
     state_fields = ("obj", "m", "rights", "key", "root", "ref", "ver",
                     "cap", "code", "pkey", "methods", "method", "owner", "via")
     membrane_slots = ("_hot", "_records", "_by_id", "_origin", "pending_fp", "_young", "_next_ref",
-                      "_sweep_at", "fingerprints", "fp_all", "catalogue", "_callback_ctx")
+                      "_sweep_at", "fingerprints", "fp_all", "catalogue", "_callback_ctx", "_fp_new")
     for descr in (P._SLOT, *(vars(P.State)[n] for n in state_fields),
                   *(vars(M.Membrane)[n] for n in membrane_slots), vars(O.Records)["from_"]):
         off = pp_slot_offset(descr)
@@ -251,7 +255,7 @@ def configure(P, M, O, pure):
     _slot, _obj, _m, _rights, _key, _root, _ref, _ver = offsets[:8]
     _cap, _code, _pkey, _methods, _method, _owner, _via = offsets[8:15]
     (_m_hot, _m_records, _m_by_id, _m_origin, _m_pending, _m_young, _m_next_ref, _m_sweep_at,
-     _m_fingerprints, _m_fp_all, _m_catalogue, _m_callback_ctx, _r_from) = offsets[15:]
+     _m_fingerprints, _m_fp_all, _m_catalogue, _m_callback_ctx, _m_fp_new, _r_from) = offsets[15:]
     _Records = O.Records
     _Membrane = M.Membrane
     _fast_epoch = M.FAST_EPOCH
@@ -261,7 +265,6 @@ def configure(P, M, O, pure):
     _kinds, _TUPLE, _OBJ, _METHOD = M._KIND, M.TUPLE, M.OBJ, M.METHOD
     _view_attrs, _code_types, _remember = M.VIEW_ATTRS, M._CODE_TYPES, M.remember
     _key_of, _Outbound, _fp_batch, _young_max = M.key_of, M.Outbound, M.FP_BATCH, M.YOUNG
-    _released = M._RELEASED
     _type_keys = M.key_of.__globals__["_TYPE_KEYS"]
     _Attr, _GetItem, _Next, _Seq, _Ref, _Call = O.Attr, O.GetItem, O.Next, O.Seq, O.Ref, O.Call
     _bit, _all_rights, _pandas_scoped, _ndarray = M.BIT, M.ALL_RIGHTS, M._PANDAS_SCOPED, M._ndarray
@@ -367,18 +370,16 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
         pp_set_slot(st, _pkey, _field(parent, _key))
     px = _new_proxy(st, res)
     by_id[rid] = px
-    cdef list pending
-    if _field(m, _m_fingerprints):
-        pending = <list>_field(m, _m_pending)
-        pending.append((seq, res))
-        if len(pending) >= _fp_batch:  # a long loop: do not keep every result alive
-            # the entries of released values, which `fingerprint_pending` skips first,
-            # dropped here in one pass at C speed (a loop's rows are nearly all of them)
-            pending[:] = [e for e in pending if e is not _released]
-            m.fingerprint_pending()
     cdef list young = <list>_field(m, _m_young)
-    if young:
+    if young:  # first: the value before this one is often let go, its entry last
         _release_young(m, young, by_id)
+    cdef Py_ssize_t new
+    if _field(m, _m_fingerprints):  # `Membrane._pend`
+        (<list>_field(m, _m_pending)).append((seq, rid, ref, res if _field(m, _m_fp_all) else None))
+        new = <Py_ssize_t>_field(m, _m_fp_new) + 1
+        pp_set_slot(m, _m_fp_new, new)
+        if new >= _fp_batch:  # a long loop: do not keep every result alive
+            m.fingerprint_pending()
     young.append(rid)
     if len(young) > _young_max:
         del young[0]
@@ -468,9 +469,9 @@ cdef int _release_young(object m, list young, dict by_id) except -1:
 
 
 cdef bint _let_go_young(object m, dict by_id, object rid, PyObject* p) except -1:
-    """`Membrane._let_go(rid, scan_pending=True)` on borrowed references: `p` is the
-    proxy ``by_id[rid]``, held by the map alone; the counts below are the holders
-    themselves, with no local or argument among them."""
+    """`Membrane._let_go(rid)` on borrowed references: `p` is the proxy ``by_id[rid]``,
+    held by the map alone; the counts below are the holders themselves, with no local
+    or argument among them."""
     cdef PyObject* sp = pp_slotp(p, _slot)
     if sp is NULL or type(<object>sp) is not _State:
         return False
@@ -481,27 +482,47 @@ cdef bint _let_go_young(object m, dict by_id, object rid, PyObject* p) except -1
             del methods[name]
         if methods:
             return False
-    cdef PyObject* op = pp_slotp(sp, _obj)
-    cdef Py_ssize_t at = -1, j, stop
-    cdef list pending
-    if not _field(m, _m_fp_all):
-        pending = <list>_field(m, _m_pending)
-        j = len(pending) - 1
-        stop = max(-1, j - 2 * _young_max)
-        while j > stop:
-            if pp_pending_value(pending, j) is op:
-                at = j
-                break
-            j -= 1
-    # the proxy's wrapped reference and State (and the pending entry)
-    if pp_refcnt(op) > (2 if at < 0 else 3):
+    if pp_refcnt(pp_slotp(sp, _obj)) > 2:  # the proxy's wrapped reference and State
         return False
-    if at >= 0:
-        if (<tuple>pending[at])[0] >= len(_field(m, _m_records)):
-            return False  # its op is under way (a tuple result being built)
-        pending[at] = _released
+    cdef list pending = <list>_field(m, _m_pending)
+    cdef Py_ssize_t j = len(pending) - 1  # (no negative indexes: wraparound is off)
+    cdef Py_ssize_t stop = j - 2
+    ref = <object>pp_slotp(sp, _ref)
+    while j > stop and j >= 0:
+        if (<tuple>pending[j])[2] is ref:
+            pp_list_del(pending, j)  # its entry, among the last two (see `Membrane._let_go`)
+            break
+        j -= 1
     del by_id[rid]
     return True
+
+
+def ready_fp(list pending, Py_ssize_t n, dict by_id, bint fp_all):
+    """`membrane.ready_fp`, compiled: a long loop flushes a batch of pending entries
+    every `FP_BATCH` new values, nearly all of them let go already."""
+    cdef list ready = [], kept = []
+    cdef PyObject* p
+    cdef PyObject* sp
+    for entry in pending:
+        e = <tuple>entry
+        seq, value = e[0], e[3]
+        if <Py_ssize_t>seq >= n:
+            kept.append(e)
+            continue
+        if value is None:
+            p = pp_dict_get(by_id, e[1])
+            if p is NULL:
+                continue
+            sp = pp_slotp(p, _slot)
+            # the same value (not another that took its id since), held by more than the
+            # map unless every result is fingerprinted
+            if (sp is NULL or type(<object>sp) is not _State or <object>pp_slotp(sp, _ref) != e[2]
+                    or (not fp_all and pp_refcnt(p) <= 1)):
+                continue
+            value = <object>pp_slotp(sp, _obj)
+        ready.append((seq, value))
+    pending[:] = kept
+    return ready
 
 
 def out(self, res, parent, via, rights, cap, seq, code_call=False):

@@ -3,7 +3,8 @@
 Installing pairproxy with a C compiler at hand builds `pairproxy._speedups` (see
 ``setup.py``): attribute reads, item reads, ``next``, calls and operators (hook,
 judgement, record; each in its common case), the wrapping of results (`Membrane.out`'s
-common cases) and the making of proxies, compiled; so is the guard's scan of each
+common cases), the making of proxies and the choice of results to fingerprint
+(`membrane.ready_fp`), compiled; so is the guard's scan of each
 execution's text (`guard._find_text`, `guard._code_line`).  It is used when present;
 ``PAIRPROXY_PURE_PYTHON=1`` in the environment (read at import) keeps the pure-Python
 paths.  Both behave identically — same results, same
@@ -41,6 +42,8 @@ PURE_NEW_PROXY = P.new_proxy
 PURE_OUT = M.Membrane.out
 #: The pure-Python `Membrane.binop`; the compiled one takes its common case.
 PURE_BINOP = M.Membrane.binop
+#: The pure-Python `membrane.ready_fp` (which pending values to fingerprint).
+PURE_READY_FP = M.ready_fp
 
 _compiled: Any = None
 try:
@@ -88,6 +91,7 @@ def use_compiled(enabled: bool) -> None:
     G._code_line = _compiled.code_line if enabled else G._code_line_pure
     M.Membrane.out = out  # type: ignore[method-assign]
     M.Membrane.binop = binop  # type: ignore[method-assign]
+    M.ready_fp = _compiled.ready_fp if enabled else PURE_READY_FP
     # Assigning these puts every proxy class back on Python's slot wrappers; compiled,
     # each class's slots then point straight at `_speedups` (`install_slots`).
     P.Proxy.__getattribute__ = getattribute  # type: ignore[method-assign]

@@ -158,12 +158,36 @@ VIEW_ATTRS = frozenset({"loc", "iloc", "at", "iat"})
 #: The newest values that every new value checks for temporaries to let go
 #: (`Membrane._release_young`).
 YOUNG = 8
-#: What a `pending_fp` entry becomes when its value is let go before being fingerprinted.
-_RELEASED = (-1, None)
 #: The key, in a policy's ``fast_ops``, of an object made anew whenever its fast tables
 #: are emptied (a reload, a full table): the compiled paths remember fast-table answers
 #: under it, so none outlives the tables it came from.
 FAST_EPOCH = "<epoch>"
+
+
+def ready_fp(
+    pending: list[tuple[int, int, int, Any]], n: int, by_id: dict[int, Any], fp_all: bool
+) -> list[tuple[int, Any]]:
+    """The ``(seq, value)`` pairs of `pending` to fingerprint now (see
+    `Membrane.fingerprint_pending`), leaving in `pending` the entries of ops not yet
+    recorded (seq ≥ `n`)."""
+    ready, kept, getrc = [], [], sys.getrefcount
+    for entry in pending:  # inline: a function call per value costs more than the test
+        seq, rid, ref, value = entry
+        if seq >= n:
+            kept.append(entry)
+            continue
+        if value is None:
+            px = by_id.get(rid)
+            if px is None:
+                continue
+            st = _get(px)
+            # held by nothing but the identity map, `px` and getrefcount's argument
+            if st.ref != ref or (not fp_all and getrc(px) <= 3):
+                continue
+            value = st.obj
+        ready.append((seq, value))
+    pending[:] = kept
+    return ready
 
 
 class Membrane:
@@ -179,7 +203,8 @@ class Membrane:
     # What every op or new value reads, as slots: the compiled paths read and write them
     # at their offsets (`_speedups.configure`) instead of looking them up by name.
     __slots__ = ("_hot", "_records", "_by_id", "_origin", "pending_fp", "_young", "_next_ref",
-                 "_sweep_at", "fingerprints", "fp_all", "catalogue", "_callback_ctx", "__dict__")
+                 "_sweep_at", "fingerprints", "fp_all", "catalogue", "_callback_ctx", "_fp_new",
+                 "__dict__")
 
     def __init__(self, policy: Any = None, actor: str = "agent") -> None:
         self._records: list[O.Op] = O.Records()
@@ -206,9 +231,15 @@ class Membrane:
         self.wall_ns = 0
         self.deadline_ns: int | None = None
         self.fingerprints = True
-        # (seq, value) of results minted since the last flush: their fingerprints are
-        # computed off the per-op path, when the session flushes (see fingerprint.py).
-        self.pending_fp: list[tuple[int, Any]] = []
+        # (seq, id, ref, value or None) of the values minted since the last flush: their
+        # fingerprints are computed off the per-op path, when the session flushes (see
+        # `fingerprint_pending`).  The value itself is held only with ``fp_all``.
+        self.pending_fp: list[tuple[int, int, int, Any]] = []
+        # values minted since the last flush: every `FP_BATCH` of them, a flush.  Counted
+        # apart from `pending_fp`, which loses the entries of values let go meanwhile,
+        # so that a recording and its replay (which lets nothing go) flush at the same
+        # points.
+        self._fp_new = 0
         # ids of the newest values, oldest first: a pipeline's temporaries are let go
         # when the next value is made (`_release_young`).
         self._young: list[int] = []
@@ -496,7 +527,7 @@ class Membrane:
         self._origin[st.ref] = rec
         self._records.append(rec)
         if self.fingerprints:  # replay checks rebuilt roots against these
-            self.pending_fp.append((rec.seq, obj))
+            self._pend(rec.seq, obj, st.ref)
         return px
 
     def _new_state(
@@ -565,14 +596,11 @@ class Membrane:
         px = new_proxy(st)
         by_id = self._by_id
         by_id[id(res)] = px
-        if self.fingerprints:
-            pending = self.pending_fp
-            pending.append((seq, res))
-            if len(pending) >= FP_BATCH:  # a long loop: do not keep every result alive
-                self.fingerprint_pending()
         young = self._young
-        if young:
+        if young:  # first: the value before this one is often let go, its entry last
             self._release_young()
+        if self.fingerprints:
+            self._pend(seq, res, st.ref)
         young.append(id(res))
         if len(young) > YOUNG:
             del young[0]
@@ -596,29 +624,27 @@ class Membrane:
         rebuilt = tuple(vals) if type(res) is tuple else type(res)._make(vals)  # type: ignore[attr-defined]
         return O.Seq("tuple", encs), rebuilt
 
+    def _pend(self, seq: int, value: Any, ref: int) -> None:
+        """Add `value`, made by op `seq`, to the values to fingerprint."""
+        self.pending_fp.append((seq, id(value), ref, value if self.fp_all else None))
+        self._fp_new += 1
+        if self._fp_new >= FP_BATCH:  # a long loop: do not keep every result alive
+            self.fingerprint_pending()
+
     def fingerprint_pending(self) -> None:
         """Fingerprint the pending results the agent still holds (see `apply_pending`);
         with ``fp_all`` (a replay), every pending result.
 
         A temporary the agent already dropped keeps ``fp=None``: hashing every
         intermediate of a pipeline would cost more than the pipeline, and a replay drops
-        the same temporaries, so it compares the same set.
+        the same temporaries, so it compares the same set.  An entry is found again by
+        its id in the identity map and kept only if the map still holds the same ref
+        there: a value let go since (`_let_go`) is gone, or its id now names another.
+        Entries whose op is still under way (a tuple result being built) stay pending.
         """
-        pending = self.pending_fp
-        if not self.fp_all:
-            n, by_id, getrc = len(self._records), self._by_id, sys.getrefcount
-            kept = []
-            for entry in pending:  # inline: a function call per value costs more than the test
-                if entry is _RELEASED:
-                    continue
-                if entry[0] < n:
-                    px = by_id.get(id(entry[1]))
-                    # held by nothing but the identity map, `px` and getrefcount's argument
-                    if px is not None and getrc(px) <= 3:
-                        continue
-                kept.append(entry)
-            pending[:] = kept
-        apply_pending(self._records, pending)
+        self._fp_new = 0
+        ready = ready_fp(self.pending_fp, len(self._records), self._by_id, self.fp_all)
+        apply_pending(self._records, ready)
 
     def _release_young(self) -> None:
         """Let go of the values minted lately that the agent has already dropped.
@@ -637,19 +663,18 @@ class Membrane:
             # a finalizer run by an earlier release may have changed the list
             rid = young[i] if i < len(young) else None
             # held by more than the map and getrc's argument: the common case, inline
-            if rid is not None and getrc(by_id.get(rid)) <= 2 and let_go(rid, True) \
+            if rid is not None and getrc(by_id.get(rid)) <= 2 and let_go(rid) \
                     and i < len(young) and young[i] is rid:
                 del young[i]
 
-    def _let_go(self, rid: int, scan_pending: bool = False) -> bool:
+    def _let_go(self, rid: int) -> bool:
         """Forget the value with id `rid` if nobody can reach it again; True if it is
         gone (or was).  Unreachable means: nothing but the identity map holds its proxy
         (nor any bound-method proxy made from it, which are dropped when nothing holds
-        them) and nothing but its `State` holds the real object.  With `scan_pending`,
-        a not yet fingerprinted entry in `pending_fp` for it (looked for from the newest
-        back) does not count as a holder: it goes too, and keeps its place in the list,
-        so the fingerprint batches end where they would have.  A replay (``fp_all``)
-        fingerprints every result, so there it still holds the value.
+        them) and nothing but its `State` holds the real object.  Its entry in
+        `pending_fp` holds it only in a replay (``fp_all``), which fingerprints every
+        result: elsewhere that entry is numbers, and `fingerprint_pending` skips it (it
+        goes now if it is among the last two, as a loop's previous row is).
         """
         by_id = self._by_id
         px = by_id.get(rid)
@@ -665,22 +690,14 @@ class Membrane:
                 del methods[name]  # a bound-method proxy nobody holds (it holds the object)
             if methods:
                 return False
-        obj = st.obj
-        at = -1
-        if scan_pending and not self.fp_all:
-            pending = self.pending_fp
-            for at in range(len(pending) - 1, max(-1, len(pending) - 1 - 2 * YOUNG), -1):
-                if pending[at][1] is obj:
-                    break
-            else:
-                at = -1
-        # the proxy's wrapped reference, State, `obj`, getrc's argument (and the entry)
-        if getrc(obj) > (4 if at < 0 else 5):
+        obj = st.obj  # held by the proxy's wrapped reference, State, `obj`, getrc's argument
+        if getrc(obj) > 4:
             return False
-        if at >= 0:
-            if pending[at][0] >= len(self._records):
-                return False  # its op is under way (a tuple result being built)
-            pending[at] = _RELEASED
+        pending, ref = self.pending_fp, st.ref
+        for j in range(len(pending) - 1, max(-1, len(pending) - 3), -1):
+            if pending[j][2] is ref:
+                del pending[j]
+                break
         del by_id[rid]
         return True
 

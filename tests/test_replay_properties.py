@@ -98,3 +98,23 @@ def test_replay_does_not_depend_on_when_the_collector_runs(program: list[str], r
     finally:
         gc.enable()
         gc.set_threshold(*old)
+
+
+def test_a_long_loop_is_fingerprinted_at_the_same_points_in_the_replay() -> None:
+    """Within one execution, values are fingerprinted every `fingerprint.BATCH` new values.
+    The recording lets dropped temporaries go as it runs and the replay keeps them all
+    (it fingerprints every result), so the batches must be counted by the values made,
+    not by what is still waiting: here a kept value is hashed in the loop's first batch
+    and changed later in the loop, and the replay must hash it before the change too."""
+    from pairproxy.fingerprint import BATCH
+
+    changed_at = BATCH // 2 + 20  # two new values per turn: after the first batch
+    program = [f"kept = df[['v']]\nfor i in range({changed_at + 10}):\n    x = df[['v']] * i\n"
+               f"    if i == {changed_at}:\n        kept['v'] = 0"]
+    with tempfile.TemporaryDirectory() as d:
+        log = Path(d) / "ops"
+        records = _record(log, program, ".jsonl")
+        kept = next(r for r in records if isinstance(r, O.GetItem) and r.fp is not None)
+        assert kept.fp is not None and kept.fp == pp.fingerprint.fingerprint(replay_roots()["df"][["v"]])
+        report = replay(log.with_suffix(".jsonl"), roots=replay_roots(), progress=False)
+        assert report.ok, report.describe()

@@ -192,9 +192,7 @@ def finalize(membrane: Any, writer: LogWriter) -> None:
     if writer.closed:
         return
     try:
-        from ..fingerprint import apply_pending
-
-        apply_pending(membrane.records, membrane.pending_fp)
+        membrane.fingerprint_pending()
         writer.write(membrane.records)
     finally:
         writer.close()
