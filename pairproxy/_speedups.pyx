@@ -162,6 +162,7 @@ cdef extern from *:
 cdef bint _ready = False
 # From the pure-Python modules (see `configure`):
 cdef object _pure_getattribute = None, _pure_getitem = None, _pure_next = None, _pure_out = None
+cdef object _attribute_error = None  # `proxy._ATTRIBUTE_ERROR`
 cdef object _underscore_attr = None, _proxy_class = None, _key_of = None, _Outbound = None
 cdef object _Attr = None, _GetItem = None, _Next = None, _Seq = None, _Ref = None, _Call = None
 cdef object _pure_call = None, _pure_binop = None
@@ -232,11 +233,11 @@ def configure(P, M, O, pure):
             then stays in use).
     """
     global _ready, _pure_getattribute, _pure_getitem, _pure_next, _pure_call, _pure_out
-    global _underscore_attr, _proxy_class, _key_of, _Outbound, _Attr, _GetItem, _Next, _Seq, _Ref
+    global _underscore_attr, _attribute_error, _proxy_class, _key_of, _Outbound, _Attr, _GetItem, _Next, _Seq, _Ref
     global _Call, _bit, _all_rights, _pandas_scoped, _ndarray, _pure_binop, _BinOp, _binop_funcs, _inplace
     global _type_keys
     global _Proxy, _State, _TUPLE, _OBJ, _METHOD, _kinds, _classes, _proxy_types, _view_attrs, _code_types, _remember
-    global _fp_batch, _young_max, _released, _slot, _obj, _m, _rights, _key, _root, _ref, _ver, _wrapped
+    global _fp_batch, _young_max, _slot, _obj, _m, _rights, _key, _root, _ref, _ver, _wrapped
     global _fast_epoch, _Membrane, _m_hot, _m_records, _m_by_id, _m_origin, _m_pending, _m_young, _m_next_ref
     global _m_sweep_at, _m_fingerprints, _m_fp_all, _m_catalogue, _m_callback_ctx, _m_fp_new
     global _cap, _code, _pkey, _methods, _method, _owner, _via, _Records, _r_from
@@ -261,7 +262,7 @@ def configure(P, M, O, pure):
     _fast_epoch = M.FAST_EPOCH
     _wrapped = _find_wrapped(P.Proxy, P._SLOT)
     _Proxy, _State, _classes, _proxy_class, _proxy_types = P.Proxy, P.State, P._CLASSES, P.proxy_class, P.PROXY_TYPES
-    _underscore_attr = P._underscore_attr
+    _underscore_attr, _attribute_error = P._underscore_attr, P._ATTRIBUTE_ERROR
     _kinds, _TUPLE, _OBJ, _METHOD = M._KIND, M.TUPLE, M.OBJ, M.METHOD
     _view_attrs, _code_types, _remember = M.VIEW_ATTRS, M._CODE_TYPES, M.remember
     _key_of, _Outbound, _fp_batch, _young_max = M.key_of, M.Outbound, M.FP_BATCH, M.YOUNG
@@ -665,7 +666,13 @@ cdef object _getattro(object self, object name):
     st = _state_of(self)
     if st is None or type(name) is not str:
         pp_cold()
-        return _pure_getattribute(self, name)
+        try:
+            return _pure_getattribute(self, name)
+        except AttributeError:
+            # it kept the error for the ``__getattr__`` Python's own slot calls next;
+            # this slot calls none, and the error's traceback holds the proxy
+            _attribute_error.error = None
+            raise
     if PyUnicode_GET_LENGTH(name) and PyUnicode_READ_CHAR(name, 0) == u"_":
         pp_cold()
         return _underscore_attr(st, name)

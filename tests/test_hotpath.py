@@ -708,3 +708,35 @@ class TestDeferredRecords:
         assert verify(path).ok
         # (the second ``next`` is the StopIteration that ends the loop)
         assert kinds.count("getitem") == 2 and kinds.count("next") == 2 and kinds.count("attr") == 1
+
+
+@needs_compiled
+def test_a_failed_read_by_a_str_subclass_name_keeps_nothing_alive() -> None:
+    """The compiled attribute slot hands such a name to the pure hook, which keeps its
+    error for the ``__getattr__`` Python's own slot would call next; this one never calls
+    it, so the error (its traceback's frames hold the proxy, its ``obj`` the real value)
+    must not stay behind."""
+    import gc
+    import weakref
+
+    class Fresh:
+        pass
+
+    class Maker:
+        @property
+        def fresh(self) -> Fresh:
+            return Fresh()
+
+    gc.disable()  # a collection must not be what frees it
+    try:
+        with on_path(True):
+            s = pp.Session()
+            value = s.wrap(Maker(), name="maker").fresh
+            gone = weakref.ref(pp.unwrap(value))
+            with pytest.raises(AttributeError, match="nope"):
+                getattr(value, Text("nope"))
+            del value
+            s._m.sweep()
+            assert gone() is None
+    finally:
+        gc.enable()
