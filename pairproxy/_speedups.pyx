@@ -177,6 +177,7 @@ cdef object _all_rights = None
 cdef object _pandas_scoped = None
 cdef object _ndarray = None
 cdef object _Proxy = None, _State = None
+cdef object _TypeKey = None  # `effects.TypeKey`
 cdef object _TUPLE = None, _OBJ = None, _METHOD = None
 cdef dict _kinds = None  # `membrane._KIND`: type -> kind, as `Membrane.out` classifies
 cdef dict _classes = None  # `proxy._CLASSES`: real type -> proxy class
@@ -235,7 +236,7 @@ def configure(P, M, O, pure):
     global _ready, _pure_getattribute, _pure_getitem, _pure_next, _pure_call, _pure_out
     global _underscore_attr, _attribute_error, _proxy_class, _key_of, _Outbound, _Attr, _GetItem, _Next, _Seq, _Ref
     global _Call, _bit, _all_rights, _pandas_scoped, _ndarray, _pure_binop, _BinOp, _binop_funcs, _inplace
-    global _type_keys
+    global _type_keys, _TypeKey
     global _Proxy, _State, _TUPLE, _OBJ, _METHOD, _kinds, _classes, _proxy_types, _view_attrs, _code_types, _remember
     global _fp_batch, _young_max, _slot, _obj, _m, _rights, _key, _root, _ref, _ver, _wrapped
     global _fast_epoch, _Membrane, _m_hot, _m_records, _m_by_id, _m_origin, _m_pending, _m_young, _m_next_ref
@@ -267,6 +268,7 @@ def configure(P, M, O, pure):
     _view_attrs, _code_types, _remember = M.VIEW_ATTRS, M._CODE_TYPES, M.remember
     _key_of, _Outbound, _fp_batch, _young_max = M.key_of, M.Outbound, M.FP_BATCH, M.YOUNG
     _type_keys = M.key_of.__globals__["_TYPE_KEYS"]
+    _TypeKey = M.key_of.__globals__["TypeKey"]
     _Attr, _GetItem, _Next, _Seq, _Ref, _Call = O.Attr, O.GetItem, O.Next, O.Seq, O.Ref, O.Call
     _bit, _all_rights, _pandas_scoped, _ndarray = M.BIT, M.ALL_RIGHTS, M._PANDAS_SCOPED, M._ndarray
     _pure_getattribute, _pure_getitem, _pure_next, _pure_call, _pure_out, _pure_binop = pure
@@ -333,7 +335,9 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
                   object seq, object code_call):
     """`Membrane.out` for its common cases — a literal, a tuple of literals, a new
     object never seen before — and the pure method for the rest (methods, modules,
-    proxies, agent objects, values reached again, tuples holding containers)."""
+    proxies, agent objects, values reached again, tuples holding containers).  For a
+    new value or bound method, the record value is its `TypeKey`, standing for
+    ``Ref(ref, 0, key.display)`` (`_ref_of`), which is made with the record."""
     t = type(res)
     if _is_literal(res, t):
         return res, res  # `literal(res)` is res itself for these
@@ -386,7 +390,7 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
         del young[0]
     if len(by_id) > _field(m, _m_sweep_at):
         m.sweep()
-    return _Ref(ref, 0, key.display), px
+    return key, px  # its `Ref`, made with the record (see `_append_record`)
 
 
 cdef object _remember = None  # `effects.remember`
@@ -448,7 +452,7 @@ cdef tuple _out_method(object m, object res, object parent, object via, object s
     st = _State(res, ref, m, _field(parent, _rights), _field(parent, _cap), key, _field(parent, _root),
                 parent, via, True, False)
     px = cache[via] = _new_proxy(st, res)
-    return _Ref(ref, 0, key.display), px
+    return key, px  # its `Ref`, made with the record (see `_append_record`)
 
 
 cdef int _release_young(object m, list young, dict by_id) except -1:
@@ -526,9 +530,18 @@ def ready_fp(list pending, Py_ssize_t n, dict by_id, bint fp_all):
     return ready
 
 
+cdef inline object _ref_of(object enc, object val):
+    """The record value `_c_out` stands for with `enc`: a new value's `Ref` when `enc` is
+    its `TypeKey` (`val` its proxy), else `enc` itself."""
+    if type(enc) is _TypeKey:
+        return _Ref(_field(_field(val, _slot), _ref), 0, enc.display)
+    return enc
+
+
 def out(self, res, parent, via, rights, cap, seq, code_call=False):
     """`Membrane.out`, compiled (see `_c_out`)."""
-    return _c_out(self, res, parent, via, rights, cap, seq, code_call)
+    enc, val = _c_out(self, res, parent, via, rights, cap, seq, code_call)
+    return _ref_of(enc, val), val
 
 
 # The fast paths' hand-ons to the pure methods, each a rare path (see `pp_cold`).
@@ -565,6 +578,7 @@ cdef class Deferred:
     data (strings, literals, refs, a call's empty keyword dict), never a cycle."""
 
     cdef object cls, actor, ref, ver, effect, rule, policy, out, arg
+    cdef object oref  # with `out` a `TypeKey`, the new value's ref: out is Ref(oref, 0, display)
     cdef bint many  # `arg` is a tuple of the kind's fields (empty for `next`), not its one field
     cdef Py_ssize_t seq
     cdef double t
@@ -573,22 +587,26 @@ cdef class Deferred:
     def build(self):
         """The record itself: what the op would have appended."""
         # positionally (`ops.Op`): the base fields, error, fp, prev, then the kind's own
+        out = self.out if self.oref is None else _Ref(self.oref, 0, self.out.display)
         if self.many:
             return self.cls(self.seq, self.t, self.actor, self.ref, self.ver, self.effect, "allow",
-                            self.rule, self.policy, self.out, self.dur, None, None, "", *self.arg)
+                            self.rule, self.policy, out, self.dur, None, None, "", *self.arg)
         return self.cls(self.seq, self.t, self.actor, self.ref, self.ver, self.effect, "allow",
-                        self.rule, self.policy, self.out, self.dur, None, None, "", self.arg)
+                        self.rule, self.policy, out, self.dur, None, None, "", self.arg)
 
 
 cdef inline int _append_record(object recs, object cls, Py_ssize_t seq, double t, tuple h,
                                object st, object ver, object effect, object rule, object out,
-                               long long dur, object arg, bint many) except -1:
-    """Append the record of an op on `st` to `recs` (`h`: the membrane's `_hot`; `arg`:
-    the kind's one field, or with `many` a tuple of its fields): kept unbuilt
-    in an `ops.Records` list (see `Deferred`), built at once for any other."""
+                               object val, long long dur, object arg, bint many) except -1:
+    """Append the record of an op on `st` to `recs` (`h`: the membrane's `_hot`; `out`,
+    `val`: what `_c_out` gave, or a literal twice; `arg`: the kind's one field, or with
+    `many` a tuple of its fields): kept unbuilt in an `ops.Records` list (see
+    `Deferred`), built at once for any other."""
     cdef Deferred d = Deferred.__new__(Deferred)
     d.cls, d.seq, d.t, d.actor, d.ref, d.ver = cls, seq, t, h[3], _field(st, _ref), ver
     d.effect, d.rule, d.policy, d.out, d.dur, d.arg, d.many = effect, rule, h[4], out, dur, arg, many
+    if type(out) is _TypeKey:  # a new value: its ref, for the `Ref` `build` makes
+        d.oref = _field(_field(val, _slot), _ref)
     if type(recs) is _Records:
         if _field(recs, _r_from) is None:
             pp_set_slot(recs, _r_from, seq)
@@ -637,7 +655,7 @@ cdef inline object _record(object cls, object m, object st, tuple h, object rule
         seq = len(recs)
     cdef double t0 = h[1]
     cdef long long pp0 = h[2]
-    _append_record(recs, cls, seq, t0 + (p0 - pp0) * 1e-9, h, st, ver, _READ, rule, out,
+    _append_record(recs, cls, seq, t0 + (p0 - pp0) * 1e-9, h, st, ver, _READ, rule, out, val,
                    pp_perf_ns() - p0, arg, many)
     return val
 
@@ -887,7 +905,7 @@ cdef object _run_fast(object cls, object m, object tgt, tuple h, object rule, ob
     else:
         out, val = _c_out(m, res, tgt, "", rights, cap or _field(tgt, _cap), seq, code_call)
         seq = len(recs)
-    _append_record(recs, cls, seq, t0 + (p0 - pp0) * 1e-9, h, tgt, ver, effect, rule, out,
+    _append_record(recs, cls, seq, t0 + (p0 - pp0) * 1e-9, h, tgt, ver, effect, rule, out, val,
                    pp_perf_ns() - p0, own, True)
     return val
 
