@@ -1,11 +1,12 @@
 """Fingerprints of results (type, shape, dtypes, content hash), computed off the per-op path.
 
 A fingerprint is what replay compares to decide whether a re-executed op produced the
-same value.  The per-op path only remembers ``(seq, value)`` of newly minted results
-(`Membrane.pending_fp`); `apply_pending` hashes them when the session flushes (the end
-of every agent execution, or every `BATCH` new values within a long one) and stores the
-fingerprint in the record.  A value is therefore fingerprinted as it stood at that
-moment, which replay reproduces by flushing at the same points.
+same value.  The per-op path only notes which op made each new result, and its ref
+(`Membrane.pending_fp`); when the session flushes (the end of every agent execution, or
+every `BATCH` new values within a long one) the results the agent still holds are found
+again and `apply_pending` hashes them and stores the fingerprint in the record.  A value
+is therefore fingerprinted as it stood at that moment, which replay reproduces by
+flushing at the same points.
 
 Content hashes (XXH3-128, first 16 hex digits: fingerprints tell values apart for
 replay, they are not what makes the log tamper-evident, which is the SHA-256 chain):
