@@ -337,7 +337,7 @@ cdef tuple _c_out(object m, object res, object parent, object via, object rights
     object never seen before — and the pure method for the rest (methods, modules,
     proxies, agent objects, values reached again, tuples holding containers).  For a
     new value or bound method, the record value is its `TypeKey`, standing for
-    ``Ref(ref, 0, key.display)`` (`_ref_of`), which is made with the record."""
+    ``Ref(ref, 0, key.display)`` (`_new_ref`), which is made with the record."""
     t = type(res)
     if _is_literal(res, t):
         return res, res  # `literal(res)` is res itself for these
@@ -530,18 +530,22 @@ def ready_fp(list pending, Py_ssize_t n, dict by_id, bint fp_all):
     return ready
 
 
-cdef inline object _ref_of(object enc, object val):
-    """The record value `_c_out` stands for with `enc`: a new value's `Ref` when `enc` is
-    its `TypeKey` (`val` its proxy), else `enc` itself."""
-    if type(enc) is _TypeKey:
-        return _Ref(_field(_field(val, _slot), _ref), 0, enc.display)
-    return enc
+cdef inline object _new_ref(object ref, object key):
+    """The record value `_c_out` stands for by a new value's (or bound method's) `TypeKey`."""
+    return _Ref(ref, 0, key.display)
+
+
+cdef inline object _proxy_ref(object px):
+    """The ref of the value behind proxy `px`."""
+    return _field(_field(px, _slot), _ref)
 
 
 def out(self, res, parent, via, rights, cap, seq, code_call=False):
     """`Membrane.out`, compiled (see `_c_out`)."""
     enc, val = _c_out(self, res, parent, via, rights, cap, seq, code_call)
-    return _ref_of(enc, val), val
+    if type(enc) is _TypeKey:
+        enc = _new_ref(_proxy_ref(val), enc)
+    return enc, val
 
 
 # The fast paths' hand-ons to the pure methods, each a rare path (see `pp_cold`).
@@ -587,7 +591,7 @@ cdef class Deferred:
     def build(self):
         """The record itself: what the op would have appended."""
         # positionally (`ops.Op`): the base fields, error, fp, prev, then the kind's own
-        out = self.out if self.oref is None else _Ref(self.oref, 0, self.out.display)
+        out = self.out if self.oref is None else _new_ref(self.oref, self.out)
         if self.many:
             return self.cls(self.seq, self.t, self.actor, self.ref, self.ver, self.effect, "allow",
                             self.rule, self.policy, out, self.dur, None, None, "", *self.arg)
@@ -606,7 +610,7 @@ cdef inline int _append_record(object recs, object cls, Py_ssize_t seq, double t
     d.cls, d.seq, d.t, d.actor, d.ref, d.ver = cls, seq, t, h[3], _field(st, _ref), ver
     d.effect, d.rule, d.policy, d.out, d.dur, d.arg, d.many = effect, rule, h[4], out, dur, arg, many
     if type(out) is _TypeKey:  # a new value: its ref, for the `Ref` `build` makes
-        d.oref = _field(_field(val, _slot), _ref)
+        d.oref = _proxy_ref(val)
     if type(recs) is _Records:
         if _field(recs, _r_from) is None:
             pp_set_slot(recs, _r_from, seq)
