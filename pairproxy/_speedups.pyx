@@ -49,6 +49,93 @@ cdef extern from *:
     static inline long long pp_perf_ns(void) { return (long long)_PyTime_GetPerfCounter(); }
     #endif
 
+    /* The fast paths' clock (`clock_ns`): time.perf_counter_ns()'s time, read in one of
+       two ways.  By default, perf_counter_ns() itself.  Where the CPU's time-stamp counter
+       runs at a constant rate and the kernel keeps time with it (`use_tsc`), the counter,
+       converted: an op reads the clock twice, and reading the counter costs a fraction of
+       a clock_gettime() call.  A counter reading is converted from an anchor (a real clock
+       reading and the middle of the two counter readings around it) at most PP_ANCHOR_NS
+       before, at a rate measured over everything since the first
+       anchor (at least PP_BASE_NS: until then every reading is a real one).  Each new
+       anchor checks the one before: a conversion that had drifted more than PP_DRIFT_NS
+       from the real clock (the counter changed pace: a virtual machine moved to another
+       host) measures the rate again from there.  So the clock agrees with
+       perf_counter_ns() to within PP_DRIFT_NS, and it never goes back. */
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    #include <x86intrin.h>
+    #include <cpuid.h>
+    #define PP_TSC 1
+    #endif
+    #define PP_ANCHOR_NS 1000000LL  /* an anchor serves 1 ms */
+    #define PP_BASE_NS 10000000LL  /* the rate, measured over 10 ms at least */
+    #define PP_DRIFT_NS 1000LL  /* the most a conversion may be off */
+    #define PP_PAIR_TICKS 1024ULL  /* a real reading that took longer (interrupted) is no anchor */
+    static int pp_tsc = 0;
+    static unsigned long long pp_a_tick = 0, pp_b_tick = 0, pp_span = 0;
+    static long long pp_a_ns = 0, pp_b_ns = 0, pp_last = 0;
+    static double pp_rate = 0.0;  /* ns per counter tick; 0 while not measured */
+
+    /* CPUID's "invariant TSC": the counter runs at one rate in every power state. */
+    static int pp_tsc_invariant(void) {
+    #ifdef PP_TSC
+        unsigned int a = 0, b = 0, c = 0, d = 0;
+        if (!__get_cpuid(0x80000000u, &a, &b, &c, &d) || a < 0x80000007u) return 0;
+        if (!__get_cpuid(0x80000007u, &a, &b, &c, &d)) return 0;
+        return (int)((d >> 8) & 1u);
+    #else
+        return 0;
+    #endif
+    }
+
+    static int pp_clock_use_tsc(int on) {
+        pp_tsc = on && pp_tsc_invariant();
+        pp_a_tick = pp_b_tick = pp_span = 0;
+        pp_a_ns = pp_b_ns = 0;
+        pp_rate = 0.0;  /* measured again; pp_last stays: the clock never goes back */
+        return pp_tsc;
+    }
+
+    #ifdef PP_TSC
+    /* A real reading, made an anchor (counter reading t1 was taken just before it). */
+    static long long pp_tsc_anchor(unsigned long long t1) {
+        long long ns = pp_perf_ns(), drift;
+        unsigned long long t2 = __rdtsc(), tick;
+        if (t2 - t1 > PP_PAIR_TICKS) {  /* interrupted between the readings */
+            pp_span = 0;  /* the next reading is a real one too */
+            return ns;
+        }
+        tick = t1 + (t2 - t1) / 2;
+        if (pp_rate > 0.0 && tick > pp_a_tick && tick - pp_a_tick <= 2 * pp_span) {
+            drift = pp_a_ns + (long long)((double)(tick - pp_a_tick) * pp_rate) - ns;
+            if (drift > PP_DRIFT_NS || drift < -PP_DRIFT_NS) pp_b_ns = 0;  /* measure again */
+        }
+        if (pp_b_ns == 0 || tick <= pp_a_tick || ns <= pp_a_ns) {  /* first, measuring again, or went back */
+            pp_b_tick = tick;
+            pp_b_ns = ns;
+            pp_rate = 0.0;
+        } else if (ns - pp_b_ns >= PP_BASE_NS) {
+            pp_rate = (double)(ns - pp_b_ns) / (double)(tick - pp_b_tick);
+        }
+        pp_a_tick = tick;
+        pp_a_ns = ns;
+        pp_span = pp_rate > 0.0 ? (unsigned long long)((double)PP_ANCHOR_NS / pp_rate) : 0;
+        return ns;
+    }
+    #endif
+
+    static inline long long pp_clock_ns(void) {
+    #ifdef PP_TSC
+        if (pp_tsc) {
+            unsigned long long t = __rdtsc(), d = t - pp_a_tick;
+            long long ns = d < pp_span ? pp_a_ns + (long long)((double)d * pp_rate) : pp_tsc_anchor(t);
+            if (ns < pp_last) ns = pp_last;
+            pp_last = ns;
+            return ns;
+        }
+    #endif
+        return pp_perf_ns();
+    }
+
     /* The offset of an object slot from its member descriptor, or -1 if it is not one. */
     static Py_ssize_t pp_slot_offset(PyObject *descr) {
         PyMemberDef *d;
@@ -145,6 +232,8 @@ cdef extern from *:
     #define pp_addr2line(co, off) PyCode_Addr2Line((PyCodeObject *)(co), (off))
     """
     long long pp_perf_ns() nogil
+    long long pp_clock_ns() nogil
+    int pp_clock_use_tsc(int on) nogil
     Py_ssize_t pp_slot_offset(object descr) except? -2
     PyObject* pp_slot(object o, Py_ssize_t off)
     PyObject* pp_slotp(PyObject* p, Py_ssize_t off)
@@ -274,6 +363,21 @@ def configure(P, M, O, pure):
     _pure_getattribute, _pure_getitem, _pure_next, _pure_call, _pure_out, _pure_binop = pure
     _BinOp, _binop_funcs, _inplace = O.BinOp, P.BINOP_FUNCS, M._INPLACE
     _ready = True
+
+
+def clock_ns():
+    """The fast paths' clock, in nanoseconds: ``time.perf_counter_ns()``'s time, read from
+    the CPU's time-stamp counter once `use_tsc` has switched it on (to within a
+    microsecond of ``perf_counter_ns()``; never going back), else ``perf_counter_ns()``."""
+    return pp_clock_ns()
+
+
+def use_tsc(bint on):
+    """Read the clock from the time-stamp counter (`on`) or ``perf_counter_ns()``.  The
+    counter is used only on x86-64 and only if the CPU says it is invariant (one rate in
+    every power state); whether the kernel keeps time with it, the caller checks
+    (`pairproxy.hotpath`).  Returns whether the counter is now in use."""
+    return bool(pp_clock_use_tsc(on))
 
 
 cdef inline object _field(object o, Py_ssize_t off):
@@ -660,7 +764,7 @@ cdef inline object _record(object cls, object m, object st, tuple h, object rule
     cdef double t0 = h[1]
     cdef long long pp0 = h[2]
     _append_record(recs, cls, seq, t0 + (p0 - pp0) * 1e-9, h, st, ver, _READ, rule, out, val,
-                   pp_perf_ns() - p0, arg, many)
+                   pp_clock_ns() - p0, arg, many)
     return val
 
 
@@ -711,7 +815,7 @@ cdef object _getattro(object self, object name):
         rule = _cached_rule(h[6], fast, _ATTR, key, name, _READ, root)
         if rule is None:
             return _attr_elsewhere(m, st, name)
-    cdef long long p0 = pp_perf_ns()
+    cdef long long p0 = pp_clock_ns()
     try:
         res = getattr(_field(st, _obj), name)
     except BaseException as e:
@@ -827,7 +931,7 @@ cdef object _getitem(object self, object key):
     if rule is None:
         pp_cold()
         return m.getitem(st, key)
-    cdef long long p0 = pp_perf_ns()
+    cdef long long p0 = pp_clock_ns()
     ver = _field(st, _ver)
     try:
         res = _field(st, _obj)[key]
@@ -853,7 +957,7 @@ cdef object _next(object self):
     if rule is None:
         pp_cold()
         return m.next_(st)
-    cdef long long p0 = pp_perf_ns()
+    cdef long long p0 = pp_clock_ns()
     ver = _field(st, _ver)
     try:
         res = next(_field(st, _obj))
@@ -893,7 +997,7 @@ cdef object _run_fast(object cls, object m, object tgt, tuple h, object rule, ob
                       bint code_call, dict fkwargs=None):
     """`Membrane._run` from the call on, for an op admitted on its fast path: run
     ``fn(*fargs, **fkwargs)``, wrap the result (`Membrane.out`'s cases), record on `tgt`."""
-    cdef long long p0 = pp_perf_ns()
+    cdef long long p0 = pp_clock_ns()
     cdef double t0 = h[1]
     cdef long long pp0 = h[2]
     ver = _field(tgt, _ver)
@@ -910,7 +1014,7 @@ cdef object _run_fast(object cls, object m, object tgt, tuple h, object rule, ob
         out, val = _c_out(m, res, tgt, "", rights, cap or _field(tgt, _cap), seq, code_call)
         seq = len(recs)
     _append_record(recs, cls, seq, t0 + (p0 - pp0) * 1e-9, h, tgt, ver, effect, rule, out, val,
-                   pp_perf_ns() - p0, own, True)
+                   pp_clock_ns() - p0, own, True)
     return val
 
 

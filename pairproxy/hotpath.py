@@ -11,6 +11,13 @@ paths.  Both behave identically — same results, same
 errors, same records — and the tests run random programs through both and the core
 suite under each.
 
+Each op reads the clock twice (its time and its duration).  The compiled paths read the
+CPU's time-stamp counter instead of ``time.perf_counter_ns()`` where that is safe: on
+x86-64, with a counter the CPU says runs at one rate in every power state, and a kernel
+that keeps time with it (Linux's clocksource ``tsc``); there they agree with
+``perf_counter_ns()`` to within `CLOCK_TOLERANCE_NS` (see `clock`).  ``PAIRPROXY_TSC=0``
+keeps ``perf_counter_ns()``.
+
 Examples:
     >>> from pairproxy import hotpath
     >>> hotpath.active() in ("compiled", "pure")
@@ -20,6 +27,7 @@ Examples:
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from . import guard as G
@@ -45,6 +53,13 @@ PURE_BINOP = M.Membrane.binop
 #: The pure-Python `membrane.ready_fp` (which pending values to fingerprint).
 PURE_READY_FP = M.ready_fp
 
+#: How far an op's time and duration, read by the compiled paths from the time-stamp
+#: counter, may be from what ``time.perf_counter_ns()`` would have given (`clock`).
+CLOCK_TOLERANCE_NS = 1000
+#: Where Linux names the clock the kernel keeps time with.
+CLOCKSOURCE = Path("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+
+_tsc = False
 _compiled: Any = None
 try:
     from . import _speedups as _compiled
@@ -67,6 +82,37 @@ def why_not_compiled() -> str:
 def active() -> str:
     """``"compiled"`` or ``"pure"``: the fast paths in use now."""
     return "pure" if vars(P.Proxy)["__getattribute__"] is PURE[0] else "compiled"
+
+
+def clock() -> str:
+    """The clock the op records' times and durations come from: ``"tsc"`` (the compiled
+    paths, reading the time-stamp counter, within `CLOCK_TOLERANCE_NS` of
+    ``perf_counter_ns()``) or ``"perf_counter"`` (``time.perf_counter_ns()``)."""
+    return "tsc" if _tsc and active() == "compiled" else "perf_counter"
+
+
+def tsc_requested() -> bool:
+    """False when ``PAIRPROXY_TSC=0`` asks the compiled paths to read ``perf_counter_ns()``."""
+    return os.environ.get("PAIRPROXY_TSC", "").strip().lower() not in ("0", "false", "no")
+
+
+def kernel_keeps_time_with_tsc() -> bool:
+    """True when the kernel's clock is the time-stamp counter (Linux's clocksource
+    ``tsc``): it has checked the counter is steady and in step across CPUs."""
+    try:
+        return CLOCKSOURCE.read_text().strip() == "tsc"
+    except OSError:  # not Linux, or no sysfs
+        return False
+
+
+def use_tsc(enabled: bool) -> bool:
+    """Have the compiled paths read the time-stamp counter (where the CPU and the kernel
+    allow it, see `clock`) or ``perf_counter_ns()``.  Returns whether the counter is read."""
+    global _tsc
+    if _compiled is None:
+        return False
+    _tsc = _compiled.use_tsc(enabled and kernel_keeps_time_with_tsc())
+    return _tsc
 
 
 def use_compiled(enabled: bool) -> None:
@@ -118,6 +164,7 @@ def _from_environment() -> None:
     if compiled_available() and not pure_requested():
         try:
             use_compiled(True)
+            use_tsc(tsc_requested())
         except Exception as e:  # noqa: BLE001 - e.g. a build left from another version
             use_compiled(False)
             _compiled, _import_error = None, f"the built module does not fit this source: {e}"

@@ -982,7 +982,9 @@ class Membrane:
     def _failed(self, cls: Any, st: State, p0: int, e: BaseException, fields: dict[str, Any], effect: str = "read") -> None:
         self._records.append(cls(
             seq=len(self._records), t=self._now(p0), actor=self._actor, ref=st.ref, ver=st.ver,
-            effect=effect, policy=self.phash, dur=_perf() - p0, error=_qual(type(e)), **fields,
+            effect=effect, policy=self.phash, error=_qual(type(e)), **fields,
+            # p0 may come from the compiled paths' clock, within a microsecond of this one
+            dur=max(_perf() - p0, 0),
         ))
 
     def _run(

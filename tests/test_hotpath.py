@@ -362,21 +362,108 @@ def test_compiled_and_pure_paths_agree(
     assert compiled[1] == pure[1]
 
 
+@contextlib.contextmanager
+def tsc_clock(on: bool) -> Iterator[bool]:
+    """The compiled paths read the time-stamp counter (`on`, where it can be used) or
+    ``perf_counter_ns()`` in the block; yields whether the counter is read."""
+    before = hotpath.clock() == "tsc"
+    try:
+        yield hotpath.use_tsc(on)
+    finally:
+        hotpath.use_tsc(before)
+
+
+needs_tsc = pytest.mark.skipif(
+    not (hotpath.compiled_available() and hotpath.kernel_keeps_time_with_tsc()),
+    reason="the kernel does not keep time with the time-stamp counter here",
+)
+
+
 @needs_compiled
-def test_both_paths_record_the_same_clock() -> None:
-    # Both read time.perf_counter_ns: an op's start lies between the readings around it.
+@pytest.mark.parametrize("tsc", [True, False], ids=["tsc", "perf_counter"])
+def test_both_paths_record_the_same_clock(tsc: bool) -> None:
+    # An op's start lies between the perf_counter_ns readings around it, and its duration
+    # within theirs: exactly when both paths read perf_counter_ns, to within
+    # CLOCK_TOLERANCE_NS when the compiled one reads the time-stamp counter.
     import time
 
-    for compiled in (True, False):
-        with on_path(compiled):
-            s = pp.Session()
-            p = s.wrap(Thing(), name="t")
-            m = s._m
-            lo = m._t0 + (time.perf_counter_ns() - m._p0) * 1e-9
-            assert p.n == 7
-            hi = m._t0 + (time.perf_counter_ns() - m._p0) * 1e-9
-            rec = s.records[-1]
-            assert lo <= rec.t <= hi and 0 <= rec.dur <= (hi - lo) * 1e9 + 1
+    with tsc_clock(tsc) as reads_tsc:
+        for compiled in (True, False):
+            with on_path(compiled):
+                tol = hotpath.CLOCK_TOLERANCE_NS if compiled and reads_tsc else 0
+                assert hotpath.clock() == ("tsc" if tol else "perf_counter")
+                s = pp.Session()
+                p = s.wrap(Thing(), name="t")
+                m = s._m
+                for _ in range(2000):  # through the clock's first anchors, and past them
+                    lo = m._t0 + (time.perf_counter_ns() - m._p0 - tol) * 1e-9
+                    assert p.n == 7
+                    hi = m._t0 + (time.perf_counter_ns() - m._p0 + tol) * 1e-9
+                    rec = s.records[-1]
+                    assert lo <= rec.t <= hi and 0 <= rec.dur <= (hi - lo) * 1e9 + 1
+
+
+@needs_tsc
+def test_the_time_stamp_counter_clock_keeps_to_perf_counter() -> None:
+    # Read in bursts and after pauses for 60 ms: through the first real readings, the
+    # rate's measurement (10 ms), anchors every millisecond and idle gaps longer than one.
+    import time
+
+    from pairproxy import _speedups
+
+    tol = hotpath.CLOCK_TOLERANCE_NS
+    with tsc_clock(True) as reads_tsc:
+        assert reads_tsc and hotpath.clock() == "tsc"
+        last = 0
+        end = time.perf_counter_ns() + 60_000_000
+        i = 0
+        while time.perf_counter_ns() < end:
+            i += 1
+            if i % 5000 == 0:
+                time.sleep(0.002)
+            before = time.perf_counter_ns()
+            c = _speedups.clock_ns()
+            after = time.perf_counter_ns()
+            assert before - tol <= c <= after + tol, (before, c, after)
+            assert c >= last  # never back
+            last = c
+    with tsc_clock(False):
+        assert hotpath.clock() == "perf_counter"
+        before = time.perf_counter_ns()
+        c = _speedups.clock_ns()
+        assert before <= c <= time.perf_counter_ns()
+
+
+@needs_compiled
+@pytest.mark.parametrize("tsc", [True, False], ids=["tsc", "perf_counter"])
+def test_a_slow_call_records_its_real_duration(tsc: bool) -> None:
+    import time
+
+    def slow(x: int) -> int:
+        time.sleep(0.02)
+        return x + 1
+
+    with tsc_clock(tsc), on_path(True):
+        s = pp.Session()
+        f = s.wrap(slow, name="slow")
+        t0 = time.perf_counter_ns()
+        assert f(1) == 2
+        took = time.perf_counter_ns() - t0
+        rec = s.records[-1]
+        assert type(rec) is O.Call and rec.error is None
+        assert 20_000_000 - hotpath.CLOCK_TOLERANCE_NS <= rec.dur <= took + hotpath.CLOCK_TOLERANCE_NS
+
+
+@needs_compiled
+def test_pairproxy_tsc_0_keeps_perf_counter() -> None:
+    code = "from pairproxy import hotpath; print(hotpath.active(), hotpath.clock())"
+    env = {**os.environ, "PAIRPROXY_TSC": "0"}
+    env.pop("PAIRPROXY_PURE_PYTHON", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["compiled", "perf_counter"]
+    env.pop("PAIRPROXY_TSC")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["compiled", "tsc" if hotpath.kernel_keeps_time_with_tsc() else "perf_counter"]
 
 
 @needs_compiled
