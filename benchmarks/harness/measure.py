@@ -121,6 +121,37 @@ def _verify(w: Workload, base: dict[str, Any], live: dict[str, R.Runner],
     return reference
 
 
+#: glibc malloc's thresholds while timing (bytes): blocks up to `MMAP_THRESHOLD` come from
+#: the heap, and the heap is not given back to the system below `TRIM_THRESHOLD`.
+MMAP_THRESHOLD = 32 << 20  # glibc's largest
+TRIM_THRESHOLD = 1 << 30
+
+
+def steady_allocator() -> str:
+    """Fix glibc malloc's thresholds for the process; says what was done.
+
+    By default glibc adjusts them as the process frees large blocks, and gives the top of
+    the heap back to the system whenever enough of it is free.  Whether a run's
+    column-sized arrays then come from memory already mapped or from fresh pages (a page
+    fault for every 4 KiB) depends on what small blocks other code left at the top of the
+    heap: the same pandas pipeline at 1e5 rows took 38.7 ms or 35.9 ms for plain CPython,
+    and the interpreter doing the most work per node measured 0.94× plain.  Fixed
+    thresholds give every runner the same allocator: memory freed by one run is reused by
+    the next, as in a long-lived kernel, and the ratios compare the work each runner does.
+    """
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return f"{platform.libc_ver()[0] or 'the C library'}'s malloc as it is"
+    libc = ctypes.CDLL(None)
+    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
+    if libc.mallopt(m_mmap_threshold, MMAP_THRESHOLD) != 1 or libc.mallopt(m_trim_threshold, TRIM_THRESHOLD) != 1:
+        return "glibc malloc as it is (mallopt refused the thresholds)"
+    return (f"glibc malloc with fixed thresholds (mmap {MMAP_THRESHOLD >> 20} MiB, trim {TRIM_THRESHOLD >> 20} MiB) "
+            "for every runner")
+
+
 def _run_once(r: R.Runner, base: dict[str, Any], code: str) -> float:
     state = r.fresh(base)
     gc.collect()
@@ -147,7 +178,7 @@ def measure(w: Workload, runner_names: tuple[str, ...] = R.RUNNERS, *, repeat: i
     if w.kind == "marimo":
         return measure_marimo(w, runner_names, repeat=repeat, budget=budget, min_rounds=min_rounds)
     warnings.simplefilter("ignore")  # the same for every runner; shown ones cost time once
-    result: dict[str, Any] = {"workload": w.name, "label": w.label, "runners": {}}
+    result: dict[str, Any] = {"workload": w.name, "label": w.label, "runners": {}, "allocator": steady_allocator()}
     live: dict[str, R.Runner] = {}
     for name in runner_names:
         result["runners"][name] = {"label": R.LABELS[name]}

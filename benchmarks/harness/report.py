@@ -81,6 +81,7 @@ def _cell(entry: dict[str, Any]) -> str:
 
 def render(results: list[dict[str, Any]], info: dict[str, Any], command: str, quick: bool) -> str:
     libs = ", ".join(f"{k} {v}" for k, v in info["libraries"].items())
+    allocator = "; ".join(dict.fromkeys(r["allocator"] for r in results if "allocator" in r)) or "as it is"
     lines = [
         "# pairproxy against the alternatives",
         "",
@@ -91,6 +92,7 @@ def render(results: list[dict[str, Any]], info: dict[str, Any], command: str, qu
         f"- pairproxy working tree: {info['git']}",
         f"- Load average before / after: {info['load_before']} / {info.get('load_after', '?')}"
         " (the machine is shared; figures are medians of paired rounds, see below)",
+        f"- Memory allocator while timing: {allocator} (see `steady_allocator` in benchmarks/harness/measure.py)",
         "",
         "Each cell is the runner's time over plain CPython's for the same code on the same data "
         "(1.00× = no overhead): the median over rounds of the ratio within a round (each round runs "
