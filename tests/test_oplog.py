@@ -237,6 +237,40 @@ class TestLogVerifyCommand:
         err = capsys.readouterr().err
         assert str(bad) in err and "Traceback" not in err
 
+    def test_sealed_refuses_a_log_cut_between_entries(self, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+        # A cut at a line boundary leaves a chain that verifies as far as it goes: only
+        # the missing seal shows it, which --sealed turns into a failure.
+        log = tmp_path / "ops.jsonl"
+        record_session(log).close()
+        assert main(["log", "verify", "--sealed", str(log)]) == 0
+        lines = log.read_bytes().splitlines(keepends=True)
+        assert json.loads(lines[-1])["op"] == "seal"
+        log.write_bytes(b"".join(lines[:-3]))  # the seal and the two records before it
+        capsys.readouterr()
+        assert main(["log", "verify", str(log)]) == 0
+        assert "segment 1 is not sealed" in capsys.readouterr().out
+        assert main(["log", "verify", "--sealed", str(log)]) == 1
+        err = capsys.readouterr().err
+        assert f"NOT SEALED: {log}: segment 1 of 1 ends without a seal" in err
+
+    def test_sealed_names_each_unsealed_segment(self, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+        log = tmp_path / "ops.jsonl"
+        code = textwrap.dedent(f"""
+            import os, pairproxy as pp
+            s = pp.Session(log={str(log)!r})
+            s.exec("xs.sort()", {{"xs": [3, 1, 2]}})
+            os._exit(1)        # killed: no seal
+        """)
+        subprocess.run([sys.executable, "-c", code], timeout=60)
+        s = pp.Session(log=log)  # a later session appends a segment of its own, and closes
+        s.exec("len(xs)", {"xs": [1]})
+        s.close()
+        assert verify(log).sealed == [False, True]
+        assert main(["log", "verify", "--sealed", str(log)]) == 1
+        assert "segment 1 of 2 ends without a seal" in capsys.readouterr().err
+
     def test_usage(self, tmp_path: Path) -> None:
         assert main(["log", "verify", str(tmp_path / "missing.jsonl")]) == 2
         assert main(["log"]) == 2

@@ -43,9 +43,14 @@ def register(sub: Any) -> None:
 
     ver = logsub.add_parser(
         "verify", help="check the header, seals and hash chain",
-        description="Exit 0 when the log is intact, 1 naming the first bad record (line, seq, what is wrong).",
+        description="Exit 0 when the log is intact, 1 naming the first bad record (line, seq, what is wrong).  "
+                    "A log that ends without its seal (a session still running or killed, or a file cut "
+                    "between two entries) is intact as far as it goes: --sealed refuses it.",
     )
     ver.add_argument("file", help="the op log")
+    ver.add_argument("--sealed", action="store_true",
+                     help="exit 1 unless every session in the log closed with its seal (for a log that "
+                          "should be complete: nothing cut off its end)")
     ver.set_defaults(func=cmd_verify)
 
 
@@ -67,11 +72,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except LogError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    if v.ok:
-        print(v.describe())
-        return EXIT_OK
-    print(f"TAMPERED OR DAMAGED: {v.describe()}", file=sys.stderr)
-    return EXIT_PROBLEM
+    if not v.ok:
+        print(f"TAMPERED OR DAMAGED: {v.describe()}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(v.describe())
+    unsealed = [i + 1 for i, sealed in enumerate(v.sealed) if not sealed]
+    if args.sealed and unsealed:
+        which = ", ".join(map(str, unsealed))
+        print(f"NOT SEALED: {v.path}: segment{'s' if len(unsealed) > 1 else ''} {which} of {v.segments} "
+              "ends without a seal: its session did not close (still running, or killed), or entries "
+              "were cut off its end; the records it holds verify", file=sys.stderr)
+        return EXIT_PROBLEM
+    return EXIT_OK
 
 
 # --- show --------------------------------------------------------------------------------
