@@ -55,12 +55,12 @@ cdef extern from *:
        converted: an op reads the clock twice, and reading the counter costs a fraction of
        a clock_gettime() call.  A counter reading is converted from an anchor (a real clock
        reading and the middle of the two counter readings around it) at most PP_ANCHOR_NS
-       before, at a rate measured over everything since the first
-       anchor (at least PP_BASE_NS: until then every reading is a real one).  Each new
-       anchor checks the one before: a conversion that had drifted more than PP_DRIFT_NS
-       from the real clock (the counter changed pace: a virtual machine moved to another
-       host) measures the rate again from there.  So the clock agrees with
-       perf_counter_ns() to within PP_DRIFT_NS, and it never goes back. */
+       before, at a rate measured over everything since the first anchor (at least
+       PP_BASE_NS: until then every reading is a real one).  Each new anchor checks the
+       one before: a conversion that had drifted more than PP_DRIFT_NS from the real clock
+       (the counter changed pace: a virtual machine moved to another host) measures the
+       rate again from there.  So the clock agrees with perf_counter_ns() to within
+       PP_DRIFT_NS (hotpath.CLOCK_TOLERANCE_NS), and it never goes back. */
     #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     #include <x86intrin.h>
     #include <cpuid.h>
