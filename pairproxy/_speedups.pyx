@@ -234,6 +234,7 @@ cdef extern from *:
     long long pp_perf_ns() nogil
     long long pp_clock_ns() nogil
     int pp_clock_use_tsc(int on) nogil
+    int pp_tsc
     Py_ssize_t pp_slot_offset(object descr) except? -2
     PyObject* pp_slot(object o, Py_ssize_t off)
     PyObject* pp_slotp(PyObject* p, Py_ssize_t off)
@@ -378,6 +379,11 @@ def use_tsc(bint on):
     every power state); whether the kernel keeps time with it, the caller checks
     (`pairproxy.hotpath`).  Returns whether the counter is now in use."""
     return bool(pp_clock_use_tsc(on))
+
+
+def reads_tsc():
+    """Whether `clock_ns` reads the time-stamp counter now (see `use_tsc`)."""
+    return bool(pp_tsc)
 
 
 cdef inline object _field(object o, Py_ssize_t off):

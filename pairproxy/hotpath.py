@@ -59,7 +59,6 @@ CLOCK_TOLERANCE_NS = 1000
 #: Where Linux names the clock the kernel keeps time with.
 CLOCKSOURCE = Path("/sys/devices/system/clocksource/clocksource0/current_clocksource")
 
-_tsc = False
 _compiled: Any = None
 try:
     from . import _speedups as _compiled
@@ -88,7 +87,8 @@ def clock() -> str:
     """The clock the op records' times and durations come from: ``"tsc"`` (the compiled
     paths, reading the time-stamp counter, within `CLOCK_TOLERANCE_NS` of
     ``perf_counter_ns()``) or ``"perf_counter"`` (``time.perf_counter_ns()``)."""
-    return "tsc" if _tsc and active() == "compiled" else "perf_counter"
+    reads_tsc = _compiled is not None and _compiled.reads_tsc()
+    return "tsc" if reads_tsc and active() == "compiled" else "perf_counter"
 
 
 def tsc_requested() -> bool:
@@ -108,11 +108,9 @@ def kernel_keeps_time_with_tsc() -> bool:
 def use_tsc(enabled: bool) -> bool:
     """Have the compiled paths read the time-stamp counter (where the CPU and the kernel
     allow it, see `clock`) or ``perf_counter_ns()``.  Returns whether the counter is read."""
-    global _tsc
     if _compiled is None:
         return False
-    _tsc = _compiled.use_tsc(enabled and kernel_keeps_time_with_tsc())
-    return _tsc
+    return bool(_compiled.use_tsc(enabled and kernel_keeps_time_with_tsc()))
 
 
 def use_compiled(enabled: bool) -> None:

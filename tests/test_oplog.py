@@ -271,6 +271,19 @@ class TestLogVerifyCommand:
         assert main(["log", "verify", "--sealed", str(log)]) == 1
         assert "segment 1 of 2 ends without a seal" in capsys.readouterr().err
 
+    def test_sealed_says_a_format_one_segment_cannot_show_its_end(self, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+        log = tmp_path / "v1.jsonl"
+        log.write_bytes(V1.read_bytes())
+        s = pp.Session(log=log)
+        s.exec("len(xs)", {"xs": [1]})
+        s.close()
+        assert main(["log", "verify", str(log)]) == 0
+        assert "segment 1 is format 1" in capsys.readouterr().out
+        assert main(["log", "verify", "--sealed", str(log)]) == 1
+        err = capsys.readouterr().err
+        assert "segment 1 of 2 is format 1, written before seals" in err and "segment 2" not in err
+
     def test_usage(self, tmp_path: Path) -> None:
         assert main(["log", "verify", str(tmp_path / "missing.jsonl")]) == 2
         assert main(["log"]) == 2

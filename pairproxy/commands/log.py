@@ -76,12 +76,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"TAMPERED OR DAMAGED: {v.describe()}", file=sys.stderr)
         return EXIT_PROBLEM
     print(v.describe())
-    unsealed = [i + 1 for i, sealed in enumerate(v.sealed) if not sealed]
-    if args.sealed and unsealed:
-        which = ", ".join(map(str, unsealed))
-        print(f"NOT SEALED: {v.path}: segment{'s' if len(unsealed) > 1 else ''} {which} of {v.segments} "
-              "ends without a seal: its session did not close (still running, or killed), or entries "
-              "were cut off its end; the records it holds verify", file=sys.stderr)
+    if args.sealed and v.unsealed:
+        why = [f"segment {n} of {v.segments} is format 1, written before seals: where it ends cannot be checked"
+               if v.old_format(n) else
+               f"segment {n} of {v.segments} ends without a seal: its session did not close (still running, "
+               "or killed), or entries were cut off its end; the records it holds verify"
+               for n in v.unsealed]
+        print(f"NOT SEALED: {v.path}: " + "; ".join(why), file=sys.stderr)
         return EXIT_PROBLEM
     return EXIT_OK
 

@@ -50,6 +50,17 @@ class Verification(NamedTuple):
     def ok(self) -> bool:
         return self.problem is None
 
+    @property
+    def unsealed(self) -> list[int]:
+        """The numbers (from 1) of the segments that do not end with a seal: a session
+        still running or that did not close, an end cut off, or a format-1 segment
+        (written before seals, see `formats`)."""
+        return [i + 1 for i, sealed in enumerate(self.sealed) if not sealed]
+
+    def old_format(self, segment: int) -> bool:
+        """Is `segment` (numbered from 1) format 1, written before seals existed?"""
+        return segment <= len(self.formats) and self.formats[segment - 1] < 2
+
     def describe(self) -> str:
         """Human-readable result, one finding per line."""
         unit = "frame" if self.format == "msgpack" else "line"
@@ -61,12 +72,12 @@ class Verification(NamedTuple):
             f"{self.path}: ok: {self.records} records in {self.segments} segment"
             f"{'s' if self.segments != 1 else ''}, chain intact"
         ]
-        for i, s in enumerate(self.sealed):
-            if i < len(self.formats) and self.formats[i] < 2:
-                lines.append(f"  note: segment {i + 1} is format 1 (written before seals and self-checking "
+        for n in self.unsealed:
+            if self.old_format(n):
+                lines.append(f"  note: segment {n} is format 1 (written before seals and self-checking "
                              "links): a change to its last record would not be seen")
-            elif not s:
-                lines.append(f"  note: segment {i + 1} is not sealed: its session is still running or did "
+            else:
+                lines.append(f"  note: segment {n} is not sealed: its session is still running or did "
                              "not close (crash, kill); its records up to the last one verify")
         if self.truncated is not None:
             lines.append(f"  note: {unit} {self.truncated.line} is a truncated entry "
